@@ -1,0 +1,7 @@
+//! The Galaxy backend as a library, so its composition can be tested; the
+//! `galaxy-backend` binary is a thin command-line front over it.
+
+pub mod config;
+mod grpc;
+pub mod openapi;
+pub mod serve;

@@ -1,0 +1,61 @@
+//! The OpenAPI document served at `GET /api/v1/openapi.json`: the probes and
+//! shared schemas here, merged with the document of every module.
+
+use actix_web::{HttpResponse, web};
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Galaxy backend API", description = "Public, user and admin HTTP API of the Galaxy backend. Every error is application/problem+json (see the Problem schema)."),
+    paths(galaxy_core::http::healthz, galaxy_core::http::readyz),
+    components(schemas(galaxy_core::Problem, galaxy_core::FieldError, galaxy_core::ReadinessReport)),
+    modifiers(&BearerSchemes),
+    tags((name = "probes", description = "Liveness and readiness"))
+)]
+struct BaseDoc;
+
+struct BearerSchemes;
+
+impl utoipa::Modify for BearerSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for name in ["user_token", "admin_token"] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
+/// The whole document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    BaseDoc::openapi()
+}
+
+async fn openapi_json(doc: web::Data<String>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.get_ref().clone())
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let json = document()
+        .to_json()
+        .expect("the OpenAPI document serialises");
+    cfg.app_data(web::Data::new(json))
+        .route("/api/v1/openapi.json", web::get().to(openapi_json));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn document_has_probes_and_problem_schema() {
+        let doc = super::document();
+        assert!(doc.paths.paths.contains_key("/healthz"));
+        assert!(doc.paths.paths.contains_key("/readyz"));
+        let schemas = &doc.components.as_ref().unwrap().schemas;
+        assert!(schemas.contains_key("Problem"));
+    }
+}

@@ -1,0 +1,168 @@
+//! Composition root: config → services → HTTP + gRPC + workers, one
+//! shutdown path. Owns no domain logic.
+
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use galaxy_core::{ApiError, Readiness, ReadyFlag, RequestContext};
+use galaxy_db::{MigrateError, PoolSettings, PostgresCheck, build_pool};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, SmtpTlsMode};
+use crate::grpc::GrpcListener;
+
+/// `galaxy-backend migrate`.
+pub async fn migrate_only(config: &Config) -> anyhow::Result<()> {
+    let applied = galaxy_db::migrate(&config.postgres.url)
+        .await
+        .context("migration failed")?;
+    tracing::info!(applied = ?applied, "migrations are up to date");
+    Ok(())
+}
+
+/// `galaxy-backend serve`.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.smtp.tls_mode == SmtpTlsMode::None {
+        tracing::warn!(
+            "BACKEND_SMTP_TLS_MODE=none: mail is sent in plaintext; use only for local development"
+        );
+    }
+    let shutdown = CancellationToken::new();
+    let readiness = Readiness::new();
+    let pool = build_pool(
+        &config.postgres.url,
+        PoolSettings {
+            max_connections: config.postgres.max_connections,
+            ..PoolSettings::default()
+        },
+    );
+    readiness.add_check("postgres", PostgresCheck::new(pool.clone()));
+    let migrated = readiness.flag("migrations");
+    let grpc_bound = readiness.flag("grpc_listener");
+    // Set once migrations ran and every module's cache is warm; until then
+    // the API answers 503 rather than guessing from empty caches.
+    let booted = readiness.flag("boot");
+
+    let grpc = GrpcListener::bind(config.grpc.listen).await?;
+    let grpc_addr = grpc.local_addr()?;
+
+    let app_readiness = readiness.clone();
+    let app_booted = booted.clone();
+    let http = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(app_readiness.clone()))
+            .app_data(web::Data::new(app_booted.clone()))
+            .wrap(from_fn(api_gate))
+            .wrap(RequestContext)
+            .configure(galaxy_core::http::configure_extractors)
+            .configure(galaxy_core::http::configure_probes)
+            .configure(crate::openapi::configure)
+    })
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
+    .bind(config.http.listen)
+    .with_context(|| format!("cannot bind the HTTP listener on {}", config.http.listen))?;
+    let http_addr = http.addrs().first().copied();
+    let http = http.run();
+    let http_handle = http.handle();
+    tracing::info!(http = ?http_addr, grpc = %grpc_addr, "listening");
+
+    let mut http_task = tokio::spawn(http);
+    let mut grpc_task = tokio::spawn(grpc.serve(grpc_bound, shutdown.clone()));
+    let boot_task = tokio::spawn(boot(config.clone(), migrated, booted, shutdown.clone()));
+
+    let outcome: anyhow::Result<()> = tokio::select! {
+        () = shutdown_signal() => {
+            tracing::info!("shutdown requested; draining");
+            Ok(())
+        }
+        res = &mut http_task => Err(anyhow::anyhow!("HTTP server exited: {res:?}")),
+        res = &mut grpc_task => Err(anyhow::anyhow!("gRPC server exited: {res:?}")),
+    };
+
+    shutdown.cancel();
+    let drain = async {
+        http_handle.stop(true).await;
+        let _ = boot_task.await;
+        if !grpc_task.is_finished() {
+            let _ = grpc_task.await;
+        }
+    };
+    if tokio::time::timeout(config.shutdown_timeout, drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?config.shutdown_timeout, "shutdown bound reached; exiting anyway");
+    }
+    tracing::info!("stopped");
+    outcome
+}
+
+/// Migrations (retried while the database is unreachable), then module start-up.
+async fn boot(
+    config: Config,
+    migrated: ReadyFlag,
+    booted: ReadyFlag,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match galaxy_db::migrate(&config.postgres.url).await {
+            Ok(applied) => {
+                tracing::info!(applied = ?applied, "migrations are up to date");
+                break;
+            }
+            Err(MigrateError::Db(e)) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "database not reachable for migrations");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "migrations failed");
+                return Err(e.into());
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+    migrated.set_ready();
+    booted.set_ready();
+    Ok(())
+}
+
+/// Until boot completes, `/api/*` answers 503 instead of serving from cold caches.
+async fn api_gate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let booted = req
+        .app_data::<web::Data<ReadyFlag>>()
+        .is_none_or(|flag| flag.is_ready());
+    if !booted && req.path().starts_with("/api/") {
+        return Err(ApiError::unavailable("the backend is starting").into());
+    }
+    next.call(req).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

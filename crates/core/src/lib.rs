@@ -1,0 +1,29 @@
+//! The shared low layer of the Galaxy backend (layer 0).
+//!
+//! Everything a domain crate needs to expose HTTP routes the same way as every
+//! other module: the problem+json error type, pagination, the caller's
+//! identity (`UserPrincipal` / `AdminPrincipal` backed by resolvers the binary
+//! registers), request ids and access logs, readiness, source-IP extraction and
+//! environment parsing helpers. No domain logic lives here.
+
+pub mod env;
+pub mod http;
+mod ids;
+mod pagination;
+mod principal;
+mod problem;
+mod readiness;
+mod request;
+mod source_ip;
+mod validate;
+
+pub use ids::new_id;
+pub use pagination::{Page, PageQuery, Paged};
+pub use principal::{
+    AdminPrincipal, AdminSessionResolver, UserPrincipal, UserSessionResolver, bearer_token,
+};
+pub use problem::{ApiError, FieldError, Problem};
+pub use readiness::{Readiness, ReadinessCheck, ReadinessReport, ReadyFlag};
+pub use request::{RequestContext, current_request_id};
+pub use source_ip::{SourceIp, source_ip};
+pub use validate::Validator;

@@ -1,0 +1,163 @@
+//! Per-request context: the request id (taken from `X-Request-Id` when sane,
+//! generated otherwise), a tracing span carrying it, one JSON access-log line,
+//! and the guarantee that every error response is problem+json.
+
+use std::future::{Ready, ready};
+use std::rc::Rc;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use futures_util::future::LocalBoxFuture;
+use tracing::Instrument;
+
+use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being served by this task, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// A client-supplied id is kept when it is a short token of safe characters;
+/// anything else is replaced so ids can be logged and echoed safely.
+fn sane_request_id(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Middleware; wrap the whole app with it (outermost).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestContext;
+
+impl<S, B> Transform<S, ServiceRequest> for RequestContext
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = actix_web::Error;
+    type Transform = RequestContextMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequestContextMiddleware {
+            service: Rc::new(service),
+        }))
+    }
+}
+
+pub struct RequestContextMiddleware<S> {
+    service: Rc<S>,
+}
+
+impl<S, B> Service<ServiceRequest> for RequestContextMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let request_id = req
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| sane_request_id(v))
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let method = req.method().to_string();
+        let span = tracing::info_span!(
+            "http_request",
+            request_id = %request_id,
+            http.method = %method,
+            http.route = tracing::field::Empty,
+            http.status = tracing::field::Empty,
+        );
+        let service = Rc::clone(&self.service);
+        let started = Instant::now();
+        let fut = async move {
+            let res = service.call(req).await?.map_into_boxed_body();
+            let res = ensure_problem_body(res);
+            let route = res
+                .request()
+                .match_pattern()
+                .unwrap_or_else(|| "<unmatched>".to_owned());
+            let status = res.status().as_u16();
+            let span = tracing::Span::current();
+            span.record("http.route", route.as_str());
+            span.record("http.status", status);
+            tracing::info!(
+                method = %method,
+                route = %route,
+                status,
+                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "request"
+            );
+            Ok::<_, actix_web::Error>(res)
+        }
+        .instrument(span);
+        let scoped_id = request_id.clone();
+        Box::pin(async move {
+            let mut res = REQUEST_ID.scope(scoped_id, fut).await?;
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                res.headers_mut()
+                    .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+            }
+            Ok(res)
+        })
+    }
+}
+
+/// Replaces a non-problem error body (actix's own 404/405/413 …) with a
+/// problem+json one. Runs inside the request-id scope.
+fn ensure_problem_body(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    // A handler that chose a JSON body (problem or, like /readyz, a report)
+    // keeps it; bare framework errors are replaced.
+    let is_json = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.starts_with(PROBLEM_CONTENT_TYPE.as_bytes()) || v.starts_with(b"application/json")
+    });
+    if is_json {
+        return res;
+    }
+    // Prefer the typed error actix attached (it knows e.g. "JSON overflow").
+    let replacement = match res.response().error() {
+        Some(err) => crate::http::api_error_from_actix(err, status),
+        None => ApiError::for_status(status),
+    };
+    let (req, _old) = res.into_parts();
+    let new = actix_web::ResponseError::error_response(&replacement);
+    ServiceResponse::new(req, new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sane_request_id;
+
+    #[test]
+    fn request_id_sanity() {
+        assert!(sane_request_id("abc-123"));
+        assert!(!sane_request_id(""));
+        assert!(!sane_request_id("a b"));
+        assert!(!sane_request_id(&"a".repeat(129)));
+        assert!(!sane_request_id("<script>"));
+    }
+}

@@ -1,0 +1,128 @@
+//! Every way a request can be malformed ends in problem+json with a stable code.
+
+use actix_web::{App, HttpResponse, test, web};
+use galaxy_core::{PageQuery, RequestContext};
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Deserialize)]
+struct Body {
+    #[allow(dead_code)]
+    name: String,
+}
+
+async fn create(_body: web::Json<Body>) -> HttpResponse {
+    HttpResponse::Created().finish()
+}
+
+async fn by_id(id: web::Path<uuid::Uuid>) -> HttpResponse {
+    HttpResponse::Ok().body(id.to_string())
+}
+
+async fn list(q: web::Query<PageQuery>) -> Result<HttpResponse, galaxy_core::ApiError> {
+    let page = q.into_inner().validate()?;
+    Ok(HttpResponse::Ok().json(page.page))
+}
+
+macro_rules! app {
+    () => {
+        test::init_service(
+            App::new()
+                .wrap(RequestContext)
+                .configure(galaxy_core::http::configure_extractors)
+                .service(web::resource("/things").post(create).get(list))
+                .service(web::resource("/things/{id}").get(by_id)),
+        )
+        .await
+    };
+}
+
+async fn problem(resp: actix_web::dev::ServiceResponse) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    assert_eq!(
+        resp.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    let rid = resp
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = test::read_body_json(resp).await;
+    assert_eq!(body["request_id"], rid.as_str());
+    (status, body)
+}
+
+#[actix_web::test]
+async fn malformed_and_mistyped_json_is_400() {
+    let app = app!();
+    for payload in [&b"{not json"[..], br#"{"name": 5}"#, br#"[]"#, b""] {
+        let req = test::TestRequest::post()
+            .uri("/things")
+            .insert_header(("content-type", "application/json"))
+            .set_payload(payload.to_vec())
+            .to_request();
+        let (status, body) = problem(test::call_service(&app, req).await).await;
+        assert_eq!(status, 400, "{payload:?}");
+        assert_eq!(body["code"], "validation_failed");
+    }
+}
+
+#[actix_web::test]
+async fn oversized_body_is_413() {
+    let app = app!();
+    let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(70 * 1024));
+    let req = test::TestRequest::post()
+        .uri("/things")
+        .insert_header(("content-type", "application/json"))
+        .set_payload(big)
+        .to_request();
+    let (status, body) = problem(test::call_service(&app, req).await).await;
+    assert_eq!(status, 413);
+    assert_eq!(body["code"], "payload_too_large");
+}
+
+#[actix_web::test]
+async fn bad_uuid_in_path_is_400() {
+    let app = app!();
+    let req = test::TestRequest::get()
+        .uri("/things/not-a-uuid")
+        .to_request();
+    let (status, body) = problem(test::call_service(&app, req).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "validation_failed");
+}
+
+#[actix_web::test]
+async fn bad_page_numbers_are_400() {
+    let app = app!();
+    for uri in [
+        "/things?page=0",
+        "/things?page=abc",
+        "/things?page_size=500",
+        "/things?page=-1",
+    ] {
+        let req = test::TestRequest::get().uri(uri).to_request();
+        let (status, body) = problem(test::call_service(&app, req).await).await;
+        assert_eq!(status, 400, "{uri}");
+        assert_eq!(body["code"], "validation_failed");
+    }
+    let req = test::TestRequest::get().uri("/things?page=2").to_request();
+    assert_eq!(test::call_service(&app, req).await.status(), 200);
+}
+
+#[actix_web::test]
+async fn unknown_route_and_wrong_method() {
+    let app = app!();
+    let req = test::TestRequest::get().uri("/nope").to_request();
+    let (status, body) = problem(test::call_service(&app, req).await).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    let req = test::TestRequest::delete().uri("/things").to_request();
+    let (status, body) = problem(test::call_service(&app, req).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+}

@@ -1,0 +1,12 @@
+//! PostgreSQL access for every module: the connection pool (with
+//! `search_path` and a statement timeout applied to every connection) and the
+//! embedded migrations, run under an advisory lock.
+
+mod dsn;
+mod migrate;
+mod pool;
+
+pub use diesel_async::AsyncPgConnection;
+pub use dsn::{DatabaseUrl, DsnError};
+pub use migrate::{MIGRATIONS, MigrateError, migrate};
+pub use pool::{DbError, Pool, PoolSettings, PooledConn, PostgresCheck, build_pool, establish};

@@ -1,0 +1,287 @@
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary built beside the running test executable.
+pub fn binary_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bins` (cargo test --workspace builds it)",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port (bound and released; tests retry on the rare clash).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Environment for a backend process; defaults suit a test.
+pub struct BackendBuilder {
+    env: BTreeMap<String, String>,
+}
+
+impl BackendBuilder {
+    /// A backend on `dsn` with free ports and short worker intervals.
+    pub fn new(dsn: &str) -> Self {
+        let mut env = BTreeMap::new();
+        for (k, v) in [
+            (
+                "BACKEND_HTTP_LISTEN_ADDR",
+                format!("127.0.0.1:{}", free_port()),
+            ),
+            (
+                "BACKEND_GRPC_LISTEN_ADDR",
+                format!("127.0.0.1:{}", free_port()),
+            ),
+            (
+                "BACKEND_PUSH_TOKEN",
+                "test-push-token-0123456789".to_owned(),
+            ),
+            ("BACKEND_POSTGRES_DSN", dsn.to_owned()),
+            ("BACKEND_SMTP_HOST", "127.0.0.1".to_owned()),
+            ("BACKEND_SMTP_PORT", free_port().to_string()),
+            ("BACKEND_SMTP_TLS_MODE", "none".to_owned()),
+            ("BACKEND_SMTP_FROM", "galaxy@example.test".to_owned()),
+            ("BACKEND_GEOIP_DB_PATH", "/nonexistent.mmdb".to_owned()),
+            ("BACKEND_OTEL_TRACES_EXPORTER", "none".to_owned()),
+            ("BACKEND_OTEL_METRICS_EXPORTER", "none".to_owned()),
+            ("BACKEND_SHUTDOWN_TIMEOUT", "5s".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ] {
+            env.insert(k.to_owned(), v);
+        }
+        Self { env }
+    }
+
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn without(mut self, key: &str) -> Self {
+        self.env.remove(key);
+        self
+    }
+
+    /// Runs `galaxy-backend <args>` to completion: (status, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (ExitStatus, String, String) {
+        let out = self
+            .command(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run galaxy-backend");
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(binary_path("galaxy-backend"));
+        cmd.args(args).env_clear();
+        // Keep PATH/HOME/TMPDIR so the process behaves like a deployed one.
+        for key in ["PATH", "HOME", "TMPDIR"] {
+            if let Ok(v) = std::env::var(key) {
+                cmd.env(key, v);
+            }
+        }
+        cmd.envs(&self.env);
+        cmd
+    }
+
+    /// Starts `galaxy-backend serve`, capturing its output.
+    pub fn spawn(self) -> Backend {
+        let mut child = self
+            .command(&["serve"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn galaxy-backend");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        pump(child.stdout.take().expect("stdout"), Arc::clone(&stdout));
+        pump(child.stderr.take().expect("stderr"), Arc::clone(&stderr));
+        let http: SocketAddr = self.env["BACKEND_HTTP_LISTEN_ADDR"].parse().expect("addr");
+        let grpc: SocketAddr = self.env["BACKEND_GRPC_LISTEN_ADDR"].parse().expect("addr");
+        Backend {
+            child,
+            http,
+            grpc,
+            stdout,
+            stderr,
+            client: reqwest::Client::new(),
+            builder_env: self.env,
+        }
+    }
+}
+
+fn pump(reader: impl std::io::Read + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+}
+
+/// A running backend process; killed on drop.
+pub struct Backend {
+    child: Child,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    pub client: reqwest::Client,
+    builder_env: BTreeMap<String, String>,
+}
+
+impl Backend {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    pub fn env(&self, key: &str) -> Option<&str> {
+        self.builder_env.get(key).map(String::as_str)
+    }
+
+    /// A builder with the same environment (to restart on the same ports).
+    pub fn same_env(&self) -> BackendBuilder {
+        BackendBuilder {
+            env: self.builder_env.clone(),
+        }
+    }
+
+    /// Stdout lines so far (JSON log lines).
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Parsed JSON log lines so far.
+    pub fn logs(&self) -> Vec<serde_json::Value> {
+        self.stdout_lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// Status of `GET path`, or None while nothing answers.
+    pub async fn status_of(&self, path: &str) -> Option<u16> {
+        self.client
+            .get(self.url(path))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()
+            .map(|r| r.status().as_u16())
+    }
+
+    /// Waits until `/readyz` answers 200, panicking (with the logs) after `limit`.
+    pub async fn wait_ready(&mut self, limit: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            if self.status_of("/readyz").await == Some(200) {
+                return started.elapsed();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "backend exited with {status} before ready:\n{}",
+                    self.dump()
+                );
+            }
+            assert!(
+                started.elapsed() < limit,
+                "backend not ready within {limit:?}:\n{}",
+                self.dump()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls `cond` every 50 ms until it holds or `limit` passes.
+    pub async fn eventually<F, Fut>(&self, limit: Duration, what: &str, mut cond: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let started = Instant::now();
+        while !cond().await {
+            assert!(
+                started.elapsed() < limit,
+                "{what} did not happen within {limit:?}:\n{}",
+                self.dump()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status (bounded by `limit`).
+    pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(limit)
+    }
+
+    /// `kill -9`: no destructors, no shutdown path.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn signal(&self, name: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if started.elapsed() > limit {
+                self.kill_hard();
+                panic!("backend did not exit within {limit:?}:\n{}", self.dump());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The captured output, for failure messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout_lines().join("\n"),
+            self.stderr_lines().join("\n")
+        )
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill_hard();
+        }
+    }
+}

@@ -1,0 +1,17 @@
+DROP TABLE mail_attempts;
+ALTER TABLE notification_routes DROP CONSTRAINT notification_routes_mail_delivery_fk;
+DROP TABLE mail_deliveries;
+DROP TABLE notification_routes;
+DROP TABLE notification_intents;
+DROP TABLE runtime_operation_log;
+DROP TABLE runtime_records;
+DROP TABLE game_turns;
+DROP TABLE game_members;
+DROP TABLE games;
+DROP TABLE engine_versions;
+DROP TABLE user_country_counters;
+DROP TABLE admin_sessions;
+DROP TABLE admins;
+DROP TABLE auth_sessions;
+DROP TABLE auth_challenges;
+DROP TABLE accounts;
