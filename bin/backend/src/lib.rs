@@ -3,5 +3,6 @@
 
 pub mod config;
 mod grpc;
+pub mod modules;
 pub mod openapi;
 pub mod serve;

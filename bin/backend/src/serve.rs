@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, SmtpTlsMode};
 use crate::grpc::GrpcListener;
+use crate::modules::Modules;
 
 /// `galaxy-backend migrate`.
 pub async fn migrate_only(config: &Config) -> anyhow::Result<()> {
@@ -47,12 +48,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // the API answers 503 rather than guessing from empty caches.
     let booted = readiness.flag("boot");
 
+    let modules = Modules::build(&config, pool.clone(), &readiness)?;
+
     let grpc = GrpcListener::bind(config.grpc.listen).await?;
     let grpc_addr = grpc.local_addr()?;
 
     let app_readiness = readiness.clone();
     let app_booted = booted.clone();
+    let app_modules = modules.clone();
     let http = HttpServer::new(move || {
+        let modules = app_modules.clone();
         App::new()
             .app_data(web::Data::new(app_readiness.clone()))
             .app_data(web::Data::new(app_booted.clone()))
@@ -61,6 +66,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .configure(galaxy_core::http::configure_extractors)
             .configure(galaxy_core::http::configure_probes)
             .configure(crate::openapi::configure)
+            .configure(move |cfg| modules.configure(cfg))
     })
     .disable_signals()
     .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
@@ -73,21 +79,44 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let mut http_task = tokio::spawn(http);
     let mut grpc_task = tokio::spawn(grpc.serve(grpc_bound, shutdown.clone()));
-    let boot_task = tokio::spawn(boot(config.clone(), migrated, booted, shutdown.clone()));
+    let mut boot_task = tokio::spawn(boot(
+        config.clone(),
+        modules.clone(),
+        migrated,
+        booted,
+        shutdown.clone(),
+    ));
+    let mut workers = Vec::new();
+    let mut booting = true;
 
-    let outcome: anyhow::Result<()> = tokio::select! {
-        () = shutdown_signal() => {
-            tracing::info!("shutdown requested; draining");
-            Ok(())
+    let outcome: anyhow::Result<()> = loop {
+        tokio::select! {
+            () = shutdown_signal() => {
+                tracing::info!("shutdown requested; draining");
+                break Ok(());
+            }
+            res = &mut http_task => break Err(anyhow::anyhow!("HTTP server exited: {res:?}")),
+            res = &mut grpc_task => break Err(anyhow::anyhow!("gRPC server exited: {res:?}")),
+            res = &mut boot_task, if booting => {
+                booting = false;
+                match res {
+                    Ok(Ok(handles)) => workers = handles,
+                    Ok(Err(e)) => break Err(e.context("start-up failed")),
+                    Err(e) => break Err(anyhow::anyhow!("start-up task failed: {e}")),
+                }
+            }
         }
-        res = &mut http_task => Err(anyhow::anyhow!("HTTP server exited: {res:?}")),
-        res = &mut grpc_task => Err(anyhow::anyhow!("gRPC server exited: {res:?}")),
     };
 
     shutdown.cancel();
     let drain = async {
         http_handle.stop(true).await;
-        let _ = boot_task.await;
+        if booting && let Ok(Ok(handles)) = boot_task.await {
+            workers = handles;
+        }
+        for worker in workers {
+            let _ = worker.await;
+        }
         if !grpc_task.is_finished() {
             let _ = grpc_task.await;
         }
@@ -102,13 +131,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     outcome
 }
 
-/// Migrations (retried while the database is unreachable), then module start-up.
+/// Migrations (retried while the database is unreachable), then module
+/// start-up: caches warm, workers spawned. Returns the worker handles so
+/// shutdown can wait for their current batch.
 async fn boot(
     config: Config,
+    modules: Modules,
     migrated: ReadyFlag,
     booted: ReadyFlag,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut delay = Duration::from_millis(250);
     loop {
         match galaxy_db::migrate(&config.postgres.url).await {
@@ -125,14 +157,20 @@ async fn boot(
             }
         }
         tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
+            () = shutdown.cancelled() => return Ok(Vec::new()),
             () = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
     migrated.set_ready();
+    if let Err(e) = modules.warm().await {
+        tracing::error!(error = format!("{e:#}"), "module start-up failed");
+        return Err(e);
+    }
+    let workers = modules.spawn_workers(&shutdown);
     booted.set_ready();
-    Ok(())
+    tracing::info!("boot complete; serving the API");
+    Ok(workers)
 }
 
 /// Until boot completes, `/api/*` answers 503 instead of serving from cold caches.
