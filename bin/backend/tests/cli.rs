@@ -12,11 +12,14 @@ fn backend() -> Command {
 }
 
 fn valid_env(cmd: &mut Command) -> &mut Command {
-    cmd.env("BACKEND_POSTGRES_DSN", "postgres://127.0.0.1:1/x?search_path=backend")
-        .env("BACKEND_PUSH_TOKEN", "0123456789abcdef0123")
-        .env("BACKEND_SMTP_HOST", "127.0.0.1")
-        .env("BACKEND_SMTP_FROM", "galaxy@example.test")
-        .env("BACKEND_GEOIP_DB_PATH", "/nonexistent.mmdb")
+    cmd.env(
+        "BACKEND_POSTGRES_DSN",
+        "postgres://127.0.0.1:1/x?search_path=backend",
+    )
+    .env("BACKEND_PUSH_TOKEN", "0123456789abcdef0123")
+    .env("BACKEND_SMTP_HOST", "127.0.0.1")
+    .env("BACKEND_SMTP_FROM", "galaxy@example.test")
+    .env("BACKEND_GEOIP_DB_PATH", "/nonexistent.mmdb")
 }
 
 #[test]
@@ -35,7 +38,10 @@ fn missing_required_variable_exits_2_with_one_line() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("BACKEND_POSTGRES_DSN: required but not set"), "{stderr}");
+    assert!(
+        stderr.contains("BACKEND_POSTGRES_DSN: required but not set"),
+        "{stderr}"
+    );
 }
 
 #[test]
