@@ -1,0 +1,463 @@
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncConnection;
+use galaxy_core::env::RateLimit;
+use galaxy_core::{UserPrincipal, UserSessionResolver};
+use galaxy_db::{DbError, Pool};
+use galaxy_geo::{CountryCounters, GeoIp};
+use galaxy_telemetry::email_hash;
+use galaxy_user::{Account, AccountStatus, UserEvents, UserService};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::challenge::{self, NewChallenge};
+use crate::error::AuthError;
+use crate::session::{self, Entry, SessionCache, SessionView};
+use crate::token;
+
+/// A verify that failed with a wrong code counts against the challenge;
+/// at this many wrong codes it is dead.
+pub const MAX_WRONG_CODES: i32 = 5;
+
+/// How often `last_seen_at` is written back.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy)]
+pub struct AuthSettings {
+    pub session_ttl: Duration,
+    pub code_ttl: Duration,
+    pub email_code_limit: RateLimit,
+    pub ip_code_limit: RateLimit,
+}
+
+/// A successful verify.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub account: Account,
+    /// The account was created by this sign-in.
+    pub created: bool,
+}
+
+/// The auth module's public face.
+#[async_trait::async_trait]
+pub trait AuthService: Send + Sync + 'static {
+    /// Stores a challenge and enqueues the code mail (one transaction).
+    /// `email` must be normalised.
+    async fn request_code(
+        &self,
+        email: &str,
+        source_ip: Option<IpAddr>,
+    ) -> Result<(Uuid, DateTime<Utc>), AuthError>;
+    /// Checks a code; on success creates the account if needed and a session.
+    async fn verify(
+        &self,
+        challenge_id: Uuid,
+        code: &str,
+        source_ip: Option<IpAddr>,
+        user_agent: Option<&str>,
+    ) -> Result<SignIn, AuthError>;
+    /// Live sessions of an account, newest first (cache).
+    fn sessions_of(&self, account_id: Uuid) -> Vec<SessionView>;
+    /// Revokes one session of `account_id`; another account's session (or an
+    /// unknown id) is `SessionNotFound`.
+    async fn revoke_session(&self, account_id: Uuid, session_id: Uuid) -> Result<(), AuthError>;
+    /// Revokes every session of an account; returns how many.
+    async fn revoke_all(&self, account_id: Uuid) -> Result<usize, AuthError>;
+}
+
+/// [`AuthService`] over PostgreSQL, with the session cache; also the
+/// binary's [`UserSessionResolver`] and a [`UserEvents`] listener.
+pub struct PgAuthService {
+    pool: Pool,
+    users: Arc<dyn UserService>,
+    geo: GeoIp,
+    counters: CountryCounters,
+    settings: AuthSettings,
+    sessions: SessionCache,
+    /// Sessions whose `last_seen_at` moved since the last flush.
+    dirty: Mutex<HashSet<Uuid>>,
+}
+
+fn db(e: impl Into<DbError>) -> AuthError {
+    AuthError::Db(e.into())
+}
+
+enum Verdict {
+    Wrong,
+    Unavailable(AccountStatus),
+    SignedIn(Box<SignedInRows>),
+}
+
+/// What a successful verify committed, for the caches.
+struct SignedInRows {
+    account: Account,
+    created: bool,
+    digest: [u8; 32],
+    entry: Entry,
+}
+
+impl PgAuthService {
+    pub fn new(
+        pool: Pool,
+        users: Arc<dyn UserService>,
+        geo: GeoIp,
+        counters: CountryCounters,
+        settings: AuthSettings,
+    ) -> Self {
+        Self {
+            pool,
+            users,
+            geo,
+            counters,
+            settings,
+            sessions: SessionCache::default(),
+            dirty: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Loads every live session (start-up; before `/readyz` turns 200).
+    pub async fn warm(&self) -> Result<usize, AuthError> {
+        let mut conn = self.pool.get().await.map_err(db)?;
+        let rows = session::load_live(&mut conn).await?;
+        let n = rows.len();
+        self.sessions.replace_all(rows);
+        tracing::info!(sessions = n, "session cache warm");
+        Ok(n)
+    }
+
+    pub fn cached_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    fn country(&self, ip: Option<IpAddr>) -> Option<String> {
+        let ip = ip?;
+        match self.geo.country(ip) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "geoip lookup failed; no declared country");
+                None
+            }
+        }
+    }
+
+    /// Writes the pending `last_seen_at` values in one statement. On failure
+    /// they stay pending for the next run.
+    pub async fn flush_last_seen(&self) -> Result<usize, AuthError> {
+        let ids: Vec<Uuid> =
+            std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_iter()
+                .collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let (ids, seen): (Vec<Uuid>, Vec<DateTime<Utc>>) = ids
+            .into_iter()
+            .filter_map(|id| self.sessions.by_id(id).map(|e| (id, e.last_seen())))
+            .unzip();
+        let result = async {
+            let mut conn = self.pool.get().await.map_err(db)?;
+            Ok::<_, AuthError>(session::write_last_seen(&mut conn, &ids, &seen).await?)
+        }
+        .await;
+        if result.is_err() {
+            self.dirty
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(ids);
+        }
+        result
+    }
+
+    /// The background task writing `last_seen_at` every second and once more
+    /// at shutdown; also evicts expired sessions from the cache.
+    pub fn spawn_flusher(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                match this.flush_last_seen().await {
+                    Ok(_) if failing => {
+                        failing = false;
+                        tracing::info!("session last-seen flush recovered");
+                    }
+                    Ok(_) => {}
+                    // Logged once per outage, not every second.
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "session last-seen flush failed; will retry");
+                    }
+                    Err(_) => {}
+                }
+                this.sessions.evict_expired(Utc::now());
+            }
+            if let Err(e) = this.flush_last_seen().await {
+                tracing::warn!(error = %e, "final session last-seen flush failed");
+            }
+        })
+    }
+
+    fn remove_from_cache(&self, ids: &[Uuid]) {
+        self.sessions.remove(ids);
+        let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            dirty.remove(id);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl AuthService for PgAuthService {
+    #[tracing::instrument(skip_all, fields(email_hash = %email_hash(email)))]
+    async fn request_code(
+        &self,
+        email: &str,
+        source_ip: Option<IpAddr>,
+    ) -> Result<(Uuid, DateTime<Utc>), AuthError> {
+        let now = Utc::now();
+        let id = galaxy_core::new_id();
+        let code = token::new_code();
+        let code_hash = token::code_hash(id, &code);
+        let expires_at = now
+            + chrono::Duration::from_std(self.settings.code_ttl).unwrap_or(chrono::Duration::MAX);
+        let ttl_minutes = self.settings.code_ttl.as_secs().div_ceil(60).max(1);
+        let mail = galaxy_mail::templates::login_code(email, &code, ttl_minutes);
+        let ip = source_ip.map(|ip| ip.to_string());
+        let settings = self.settings;
+        let mut conn = self.pool.get().await.map_err(db)?;
+        let outcome = conn
+            .transaction(async |c| {
+                challenge::lock_key(c, &format!("auth.email:{email}")).await?;
+                let mut wait = challenge::email_window(c, email, settings.email_code_limit, now)
+                    .await?
+                    .err();
+                if let Some(ip) = &ip {
+                    challenge::lock_key(c, &format!("auth.ip:{ip}")).await?;
+                    if let Err(secs) =
+                        challenge::ip_window(c, ip, settings.ip_code_limit, now).await?
+                    {
+                        wait = Some(wait.unwrap_or(0).max(secs));
+                    }
+                }
+                if let Some(secs) = wait {
+                    return Ok::<_, AuthError>(Err(secs));
+                }
+                challenge::insert(
+                    c,
+                    &NewChallenge {
+                        id,
+                        email,
+                        code_hash: &code_hash,
+                        expires_at,
+                        source_ip: ip.clone(),
+                        created_at: now,
+                    },
+                )
+                .await?;
+                galaxy_mail::enqueue(c, &mail).await?;
+                Ok(Ok(()))
+            })
+            .await?;
+        if let Err(secs) = outcome {
+            tracing::info!(retry_after = secs, "login code request rate limited");
+            return Err(AuthError::RateLimited(secs));
+        }
+        tracing::info!(challenge_id = %id, "login code issued");
+        Ok((id, expires_at))
+    }
+
+    #[tracing::instrument(skip(self, code, user_agent, source_ip))]
+    async fn verify(
+        &self,
+        challenge_id: Uuid,
+        code: &str,
+        source_ip: Option<IpAddr>,
+        user_agent: Option<&str>,
+    ) -> Result<SignIn, AuthError> {
+        let now = Utc::now();
+        let token = token::new_token();
+        let digest = token::token_digest(&token);
+        let expires_at = now
+            + chrono::Duration::from_std(self.settings.session_ttl)
+                .unwrap_or(chrono::Duration::MAX);
+        let user_agent: Option<String> = user_agent.map(|ua| ua.chars().take(256).collect());
+        let ip = source_ip.map(|ip| ip.to_string());
+        // Looked up before the transaction: the geo reader is memory-only,
+        // and only a newly created account keeps the answer.
+        let country = self.country(source_ip);
+        let mut conn = self.pool.get().await.map_err(db)?;
+        let verdict = conn
+            .transaction(async |c| {
+                let Some(ch) = challenge::lock(c, challenge_id).await? else {
+                    return Err(AuthError::ChallengeInvalid);
+                };
+                if ch.consumed_at.is_some()
+                    || ch.expires_at <= now
+                    || ch.attempts >= MAX_WRONG_CODES
+                {
+                    return Err(AuthError::ChallengeInvalid);
+                }
+                if !token::code_matches(ch.id, code, &ch.code_hash) {
+                    challenge::count_wrong_attempt(c, ch.id).await?;
+                    return Ok(Verdict::Wrong);
+                }
+                challenge::consume(c, ch.id, now).await?;
+                let (account, created) =
+                    galaxy_user::find_or_create(c, &ch.email, country.as_deref()).await?;
+                if account.status != AccountStatus::Active {
+                    return Ok(Verdict::Unavailable(account.status));
+                }
+                let entry = Entry {
+                    id: galaxy_core::new_id(),
+                    account_id: account.id,
+                    created_at: now,
+                    expires_at,
+                    source_ip: ip.clone(),
+                    user_agent: user_agent.clone(),
+                    last_seen_ms: AtomicI64::new(now.timestamp_millis()),
+                };
+                session::insert(c, &digest, &entry).await?;
+                Ok(Verdict::SignedIn(Box::new(SignedInRows {
+                    account,
+                    created,
+                    digest,
+                    entry,
+                })))
+            })
+            .await?;
+        // Committed: now (and only now) the caches learn about it.
+        match verdict {
+            Verdict::Wrong => {
+                tracing::info!("wrong login code");
+                Err(AuthError::InvalidCode)
+            }
+            Verdict::Unavailable(status) => {
+                tracing::info!(status = status.as_str(), "sign-in refused");
+                Err(AuthError::AccountUnavailable(status))
+            }
+            Verdict::SignedIn(rows) => {
+                let SignedInRows {
+                    account,
+                    created,
+                    digest,
+                    entry,
+                } = *rows;
+                if created {
+                    self.users.account_committed(account.clone());
+                }
+                let session_id = entry.id;
+                self.sessions.insert(digest, entry);
+                tracing::info!(account_id = %account.id, session_id = %session_id, created, "signed in");
+                Ok(SignIn {
+                    token,
+                    expires_at,
+                    account,
+                    created,
+                })
+            }
+        }
+    }
+
+    fn sessions_of(&self, account_id: Uuid) -> Vec<SessionView> {
+        let now = Utc::now();
+        self.sessions
+            .of_account(account_id)
+            .iter()
+            .filter(|e| e.expires_at > now)
+            .map(|e| e.view())
+            .collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn revoke_session(&self, account_id: Uuid, session_id: Uuid) -> Result<(), AuthError> {
+        let owned = self
+            .sessions
+            .by_id(session_id)
+            .is_some_and(|e| e.account_id == account_id);
+        if !owned {
+            return Err(AuthError::SessionNotFound);
+        }
+        let mut conn = self.pool.get().await.map_err(db)?;
+        let revoked = session::revoke(&mut conn, &[session_id]).await?;
+        self.remove_from_cache(&[session_id]);
+        if revoked.is_empty() {
+            return Err(AuthError::SessionNotFound);
+        }
+        tracing::info!(%session_id, "session revoked");
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn revoke_all(&self, account_id: Uuid) -> Result<usize, AuthError> {
+        let mut conn = self.pool.get().await.map_err(db)?;
+        let mut revoked = session::revoke_account(&mut conn, account_id).await?;
+        // Also drop cached entries the statement did not return (none in the
+        // normal case: the cache mirrors the table).
+        revoked.extend(self.sessions.of_account(account_id).iter().map(|e| e.id));
+        self.remove_from_cache(&revoked);
+        tracing::info!(%account_id, "every session of the account revoked");
+        Ok(revoked.len())
+    }
+}
+
+impl UserSessionResolver for PgAuthService {
+    fn resolve_user(&self, token: &str, source_ip: Option<IpAddr>) -> Option<UserPrincipal> {
+        if !token::well_formed(token) {
+            return None;
+        }
+        let entry = self.sessions.by_digest(&token::token_digest(token))?;
+        let now_ms = Utc::now().timestamp_millis();
+        if entry.expires_at.timestamp_millis() <= now_ms || !self.users.is_active(entry.account_id)
+        {
+            return None;
+        }
+        // At most one dirty mark per session per second keeps the lock cold.
+        let seen = entry.last_seen_ms.load(Ordering::Relaxed);
+        if now_ms - seen >= 1000
+            && entry
+                .last_seen_ms
+                .compare_exchange(seen, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.dirty
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(entry.id);
+        }
+        self.counters.record(entry.account_id, source_ip);
+        Some(UserPrincipal {
+            account_id: entry.account_id,
+            session_id: entry.id,
+        })
+    }
+}
+
+/// Deleting or blocking an account revokes its sessions.
+#[async_trait::async_trait]
+impl UserEvents for PgAuthService {
+    async fn user_deleted(&self, account_id: Uuid) {
+        if let Err(e) = self.revoke_all(account_id).await {
+            // The account's status already keeps its tokens from resolving.
+            tracing::error!(%account_id, error = %e, "revoking sessions of a deleted account failed");
+        }
+    }
+
+    async fn user_blocked(&self, account_id: Uuid) {
+        if let Err(e) = self.revoke_all(account_id).await {
+            tracing::error!(%account_id, error = %e, "revoking sessions of a blocked account failed");
+        }
+    }
+}

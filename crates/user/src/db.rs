@@ -1,0 +1,126 @@
+//! Database functions over the `accounts` table.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::model::{Account, AccountStatus};
+use crate::schema::accounts;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = accounts)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+struct AccountRow {
+    id: Uuid,
+    email: String,
+    display_name: String,
+    declared_country: Option<String>,
+    status: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<AccountRow> for Account {
+    fn from(r: AccountRow) -> Self {
+        Account {
+            id: r.id,
+            email: r.email,
+            display_name: r.display_name,
+            declared_country: r.declared_country,
+            // The column's CHECK constraint admits only the three states.
+            status: AccountStatus::parse(&r.status).unwrap_or(AccountStatus::Blocked),
+            created_at: r.created_at,
+        }
+    }
+}
+
+pub(crate) async fn load_all(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Account>> {
+    let rows: Vec<AccountRow> = accounts::table
+        .select(AccountRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(Account::from).collect())
+}
+
+/// The account for `email` (already normalised), created when missing with
+/// `declared_country` — which is therefore written exactly once, at
+/// registration. Runs on the caller's connection so sign-in can create the
+/// account and its first session in one transaction. `true` when created.
+pub async fn find_or_create(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    declared_country: Option<&str>,
+) -> QueryResult<(Account, bool)> {
+    let id = galaxy_core::new_id();
+    let now = Utc::now();
+    let display_name = default_display_name(id);
+    let inserted: Option<AccountRow> = diesel::insert_into(accounts::table)
+        .values((
+            accounts::id.eq(id),
+            accounts::email.eq(email),
+            accounts::display_name.eq(&display_name),
+            accounts::declared_country.eq(declared_country),
+            accounts::status.eq(AccountStatus::Active.as_str()),
+            accounts::created_at.eq(now),
+            accounts::updated_at.eq(now),
+        ))
+        .on_conflict(accounts::email)
+        .do_nothing()
+        .returning(AccountRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let Some(row) = inserted {
+        return Ok((row.into(), true));
+    }
+    let row: AccountRow = accounts::table
+        .filter(accounts::email.eq(email))
+        .select(AccountRow::as_select())
+        .get_result(conn)
+        .await?;
+    Ok((row.into(), false))
+}
+
+/// A neutral name until the player picks one: never derived from the email
+/// address, which other players must not learn.
+fn default_display_name(id: Uuid) -> String {
+    let simple = id.simple().to_string();
+    format!("Player {}", &simple[simple.len() - 6..])
+}
+
+pub(crate) async fn set_display_name(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    name: &str,
+) -> QueryResult<Option<Account>> {
+    diesel::update(accounts::table.filter(accounts::id.eq(id)))
+        .set((
+            accounts::display_name.eq(name),
+            accounts::updated_at.eq(Utc::now()),
+        ))
+        .returning(AccountRow::as_returning())
+        .get_result::<AccountRow>(conn)
+        .await
+        .optional()
+        .map(|r| r.map(Account::from))
+}
+
+pub(crate) async fn set_status(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    status: AccountStatus,
+) -> QueryResult<Option<Account>> {
+    let now = Utc::now();
+    let deleted_at = (status == AccountStatus::Deleted).then_some(now);
+    diesel::update(accounts::table.filter(accounts::id.eq(id)))
+        .set((
+            accounts::status.eq(status.as_str()),
+            accounts::updated_at.eq(now),
+            accounts::deleted_at.eq(deleted_at),
+        ))
+        .returning(AccountRow::as_returning())
+        .get_result::<AccountRow>(conn)
+        .await
+        .optional()
+        .map(|r| r.map(Account::from))
+}

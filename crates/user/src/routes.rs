@@ -1,0 +1,109 @@
+//! `/api/v1/user/me` (user session).
+
+use actix_web::{HttpResponse, web};
+use galaxy_core::{ApiError, Problem, UserPrincipal};
+use serde::Deserialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::model::{Account, AccountStatus};
+use crate::service::UserService;
+use crate::validate::validate_display_name;
+
+/// `PATCH /api/v1/user/me` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisplayNameUpdate {
+    /// 1–32 printable characters.
+    pub display_name: String,
+}
+
+/// Mounts the user routes. Needs `web::Data<dyn UserService>` and a
+/// `UserSessionResolver` registered by the binary.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v1/user/me")
+            .get(get_me)
+            .patch(patch_me)
+            .delete(delete_me),
+    );
+}
+
+fn current(users: &dyn UserService, who: &UserPrincipal) -> Result<Account, ApiError> {
+    users
+        .account(who.account_id)
+        .filter(|a| a.status == AccountStatus::Active)
+        .ok_or_else(|| ApiError::unauthorized("the session is invalid or has expired"))
+}
+
+/// The caller's account.
+#[utoipa::path(get, path = "/api/v1/user/me", tag = "user",
+    security(("user_token" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = Account),
+        (status = 401, description = "Missing, invalid or expired session", body = Problem)))]
+#[tracing::instrument(skip_all, fields(account_id = %who.account_id))]
+async fn get_me(
+    users: web::Data<dyn UserService>,
+    who: UserPrincipal,
+) -> Result<HttpResponse, ApiError> {
+    match users.account_json(who.account_id) {
+        Some((AccountStatus::Active, json)) => Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(json)),
+        _ => Err(ApiError::unauthorized(
+            "the session is invalid or has expired",
+        )),
+    }
+}
+
+/// Changes the caller's display name.
+#[utoipa::path(patch, path = "/api/v1/user/me", tag = "user",
+    security(("user_token" = [])),
+    request_body = DisplayNameUpdate,
+    responses(
+        (status = 200, description = "The updated account", body = Account),
+        (status = 400, description = "Invalid display name or body (`validation_failed`)", body = Problem),
+        (status = 401, description = "Missing, invalid or expired session", body = Problem)))]
+#[tracing::instrument(skip_all, fields(account_id = %who.account_id))]
+async fn patch_me(
+    users: web::Data<dyn UserService>,
+    who: UserPrincipal,
+    body: web::Json<DisplayNameUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    current(users.get_ref(), &who)?;
+    validate_display_name(&body.display_name)?;
+    let account = users
+        .set_display_name(who.account_id, &body.display_name)
+        .await?;
+    Ok(HttpResponse::Ok().json(account))
+}
+
+/// Deletes the caller's account: status `deleted`, every session revoked,
+/// pending notifications skipped, open-game memberships left. Rows are kept.
+#[utoipa::path(delete, path = "/api/v1/user/me", tag = "user",
+    security(("user_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing, invalid or expired session", body = Problem)))]
+#[tracing::instrument(skip_all, fields(account_id = %who.account_id))]
+async fn delete_me(
+    users: web::Data<dyn UserService>,
+    who: UserPrincipal,
+) -> Result<HttpResponse, ApiError> {
+    current(users.get_ref(), &who)?;
+    users.delete(who.account_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(get_me, patch_me, delete_me),
+    components(schemas(Account, AccountStatus, DisplayNameUpdate)),
+    tags((name = "user", description = "The signed-in player's account"))
+)]
+struct UserDoc;
+
+/// This module's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    UserDoc::openapi()
+}

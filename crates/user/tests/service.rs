@@ -1,0 +1,199 @@
+//! The user service against a real PostgreSQL: creation on the caller's
+//! connection, write-through, failed commits, lifecycle events.
+
+use std::sync::{Arc, Mutex};
+
+use diesel_async::RunQueryDsl;
+use galaxy_core::PageQuery;
+use galaxy_testdb::TestDb;
+use galaxy_user::{
+    AccountFilter, AccountStatus, PgUserService, UserError, UserEvents, UserService,
+};
+use uuid::Uuid;
+
+/// Records the events it receives (a real listener of the trait).
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(&'static str, Uuid)>>);
+
+#[async_trait::async_trait]
+impl UserEvents for Recorder {
+    async fn user_deleted(&self, account_id: Uuid) {
+        self.0.lock().unwrap().push(("deleted", account_id));
+    }
+    async fn user_blocked(&self, account_id: Uuid) {
+        self.0.lock().unwrap().push(("blocked", account_id));
+    }
+}
+
+async fn create(db: &TestDb, users: &PgUserService, email: &str, country: Option<&str>) -> Uuid {
+    let mut conn = db.pool().get().await.unwrap();
+    let (a, created) = galaxy_user::find_or_create(&mut conn, email, country)
+        .await
+        .unwrap();
+    assert!(created);
+    users.account_committed(a.clone());
+    a.id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_are_created_once_and_the_country_is_never_replaced() {
+    let db = TestDb::new();
+    let users = PgUserService::new(db.pool());
+    users.warm().await.unwrap();
+    let id = create(&db, &users, "ann@example.test", Some("GB")).await;
+    let mut conn = db.pool().get().await.unwrap();
+    let (again, created) = galaxy_user::find_or_create(&mut conn, "ann@example.test", Some("DE"))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.id, id);
+    assert_eq!(again.declared_country.as_deref(), Some("GB"));
+    let a = users.account(id).unwrap();
+    assert_eq!(a.status, AccountStatus::Active);
+    assert!(
+        !a.display_name.contains("ann"),
+        "never derived from the email"
+    );
+
+    // A restart reads the same from the table.
+    let restarted = PgUserService::new(db.pool());
+    assert_eq!(restarted.warm().await.unwrap(), 1);
+    assert_eq!(restarted.account(id).unwrap(), a);
+    assert_eq!(
+        restarted.account_by_email("ann@example.test").unwrap().id,
+        id
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_commit_leaves_the_cache_as_it_was() {
+    let db = TestDb::new();
+    let users = PgUserService::new(db.pool());
+    users.warm().await.unwrap();
+    let id = create(&db, &users, "bob@example.test", None).await;
+    users.set_display_name(id, "Bob").await.unwrap();
+    {
+        let mut conn = db.pool().get().await.unwrap();
+        diesel::sql_query(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'refused by test'; END $$",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        diesel::sql_query(
+            "CREATE TRIGGER refuse_updates BEFORE UPDATE ON accounts \
+             FOR EACH ROW EXECUTE FUNCTION refuse()",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    assert!(matches!(
+        users.set_display_name(id, "Robert").await,
+        Err(UserError::Db(_))
+    ));
+    assert_eq!(users.account(id).unwrap().display_name, "Bob");
+    assert!(matches!(users.delete(id).await, Err(UserError::Db(_))));
+    assert_eq!(users.account(id).unwrap().status, AccountStatus::Active);
+    assert!(users.is_active(id));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_and_block_notify_listeners_after_commit() {
+    let db = TestDb::new();
+    let users = PgUserService::new(db.pool());
+    let recorder = Arc::new(Recorder::default());
+    users.add_listener(recorder.clone());
+    users.warm().await.unwrap();
+    let a = create(&db, &users, "cy@example.test", None).await;
+    let b = create(&db, &users, "dee@example.test", None).await;
+
+    let blocked = users.set_blocked(a, true).await.unwrap();
+    assert_eq!(blocked.status, AccountStatus::Blocked);
+    assert!(!users.is_active(a));
+    // Blocking again changes nothing and notifies nobody.
+    users.set_blocked(a, true).await.unwrap();
+    let active = users.set_blocked(a, false).await.unwrap();
+    assert_eq!(active.status, AccountStatus::Active);
+
+    users.delete(b).await.unwrap();
+    assert_eq!(users.account(b).unwrap().status, AccountStatus::Deleted);
+    assert!(matches!(
+        users.set_blocked(b, false).await,
+        Err(UserError::Deleted)
+    ));
+    assert!(matches!(
+        users.set_display_name(b, "x").await,
+        Err(UserError::Deleted)
+    ));
+    assert!(matches!(
+        users.set_blocked(Uuid::now_v7(), true).await,
+        Err(UserError::NotFound)
+    ));
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        vec![("blocked", a), ("deleted", b)]
+    );
+
+    // The row is kept, marked deleted.
+    let restarted = PgUserService::new(db.pool());
+    restarted.warm().await.unwrap();
+    assert_eq!(restarted.account(b).unwrap().status, AccountStatus::Deleted);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listing_filters_and_pages_newest_first() {
+    let db = TestDb::new();
+    let users = PgUserService::new(db.pool());
+    users.warm().await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(create(&db, &users, &format!("u{i}@example.test"), None).await);
+    }
+    users.set_display_name(ids[1], "Zed Alpha").await.unwrap();
+    users.set_blocked(ids[2], true).await.unwrap();
+    let page = |p, s| {
+        PageQuery {
+            page: Some(p),
+            page_size: Some(s),
+        }
+        .validate()
+        .unwrap()
+    };
+
+    let all = users.list(&AccountFilter::default(), page(1, 2));
+    assert_eq!(all.total, 5);
+    assert_eq!(all.items.len(), 2);
+    assert_eq!(all.items[0].id, ids[4], "newest first");
+    let last = users.list(&AccountFilter::default(), page(3, 2));
+    assert_eq!(last.items.len(), 1);
+    assert_eq!(last.items[0].id, ids[0]);
+
+    let by_name = users.list(
+        &AccountFilter {
+            q: Some("zed".into()),
+            status: None,
+        },
+        page(1, 50),
+    );
+    assert_eq!(by_name.items.len(), 1);
+    assert_eq!(by_name.items[0].id, ids[1]);
+    let by_email = users.list(
+        &AccountFilter {
+            q: Some("U3@EXAMPLE".into()),
+            status: None,
+        },
+        page(1, 50),
+    );
+    assert_eq!(by_email.items[0].id, ids[3]);
+    let blocked = users.list(
+        &AccountFilter {
+            q: None,
+            status: Some(AccountStatus::Blocked),
+        },
+        page(1, 50),
+    );
+    assert_eq!(blocked.total, 1);
+    assert_eq!(blocked.items[0].id, ids[2]);
+}
