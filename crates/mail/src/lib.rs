@@ -1,10 +1,26 @@
 //! The mail outbox. Modules enqueue mail with [`enqueue`] inside their own
 //! transaction, so a business write and its mail commit or fail together;
-//! the delivery worker sends what is due over SMTP.
+//! the delivery [`Worker`] sends what is due over SMTP (one session per
+//! batch), records every try in `mail_attempts`, retries transient failures
+//! with backoff and dead-letters after the cycle's maximum or on a permanent
+//! 5xx. Operators inspect and resend through [`configure`]'s admin routes
+//! ([`MailService`]). Crash safety: see the `store` module (claim with a lease).
 
+mod http;
 mod outbox;
 pub mod schema;
+mod service;
+mod settings;
+mod smtp;
+mod store;
 pub mod templates;
+mod worker;
 
-pub use outbox::{NewMail, enqueue};
+pub use http::{configure, openapi};
+pub use outbox::{NewMail, enqueue, enqueue_many};
+pub use service::{Attempt, Delivery, MailError, MailService, PgMailService};
+pub use settings::{Settings, SmtpSettings, TlsMode, WorkerSettings};
+pub use smtp::{Mailer, Outgoing, SendFailure, SmtpSetupError};
+pub use store::{StatusCounts, status_counts};
 pub use templates::TemplateError;
+pub use worker::{Worker, WorkerError, WorkerStats};

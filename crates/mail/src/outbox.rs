@@ -29,22 +29,43 @@ struct NewDeliveryRow<'a> {
     notification_route_id: Option<Uuid>,
 }
 
+impl NewMail {
+    fn row(&self, id: Uuid) -> NewDeliveryRow<'_> {
+        NewDeliveryRow {
+            id,
+            kind: &self.kind,
+            to_address: &self.to,
+            subject: &self.subject,
+            body_text: &self.body_text,
+            body_html: self.body_html.as_deref(),
+            notification_route_id: self.notification_route_id,
+        }
+    }
+}
+
 /// Inserts `mail` as a `pending` delivery, due now, on the caller's
 /// connection — call it inside the caller's transaction so the mail and the
 /// write that caused it commit or roll back together. Returns the delivery id.
 pub async fn enqueue(conn: &mut AsyncPgConnection, mail: &NewMail) -> QueryResult<Uuid> {
-    let id = galaxy_core::new_id();
+    let mut ids = enqueue_many(conn, std::slice::from_ref(mail)).await?;
+    Ok(ids.remove(0))
+}
+
+/// [`enqueue`] for several mails in one multi-row INSERT (one round trip),
+/// for callers that fan out (a notification to every member of a game).
+/// Returns the delivery ids in the order of `mails`.
+pub async fn enqueue_many(
+    conn: &mut AsyncPgConnection,
+    mails: &[NewMail],
+) -> QueryResult<Vec<Uuid>> {
+    if mails.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = mails.iter().map(|_| galaxy_core::new_id()).collect();
+    let rows: Vec<NewDeliveryRow<'_>> = mails.iter().zip(&ids).map(|(m, id)| m.row(*id)).collect();
     diesel::insert_into(mail_deliveries::table)
-        .values(NewDeliveryRow {
-            id,
-            kind: &mail.kind,
-            to_address: &mail.to,
-            subject: &mail.subject,
-            body_text: &mail.body_text,
-            body_html: mail.body_html.as_deref(),
-            notification_route_id: mail.notification_route_id,
-        })
+        .values(rows)
         .execute(conn)
         .await?;
-    Ok(id)
+    Ok(ids)
 }

@@ -1,0 +1,130 @@
+//! `/api/v1/admin/mail/*`, guarded by the `AdminPrincipal` extractor.
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+use galaxy_core::{AdminPrincipal, ApiError, PageQuery, Paged, Problem};
+use utoipa::OpenApi;
+use uuid::Uuid;
+
+use crate::service::{Attempt, Delivery, MailService};
+
+/// Mounts the admin mail routes and registers `service` for them.
+pub fn configure(cfg: &mut web::ServiceConfig, service: Arc<dyn MailService>) {
+    cfg.app_data(web::Data::<dyn MailService>::from(service))
+        .service(web::resource("/api/v1/admin/mail/deliveries").get(list_deliveries))
+        .service(web::resource("/api/v1/admin/mail/dead-letters").get(list_dead_letters))
+        .service(web::resource("/api/v1/admin/mail/deliveries/{delivery_id}").get(get_delivery))
+        .service(
+            web::resource("/api/v1/admin/mail/deliveries/{delivery_id}/attempts")
+                .get(list_attempts),
+        )
+        .service(web::resource("/api/v1/admin/mail/deliveries/{delivery_id}/resend").post(resend));
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(list_deliveries, list_dead_letters, get_delivery, list_attempts, resend),
+    components(schemas(Delivery, Attempt, Paged<Delivery>, Paged<Attempt>)),
+    tags((name = "admin-mail", description = "Mail outbox inspection and resend (admin)"))
+)]
+struct MailDoc;
+
+/// The mail module's OpenAPI document, merged by the binary.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    MailDoc::openapi()
+}
+
+/// `GET /api/v1/admin/mail/deliveries?page=N`: every delivery, newest first.
+#[utoipa::path(get, path = "/api/v1/admin/mail/deliveries", tag = "admin-mail",
+    security(("admin_token" = [])), params(PageQuery),
+    responses(
+        (status = 200, description = "A page of deliveries, newest first", body = Paged<Delivery>),
+        (status = 400, description = "Bad page parameters", body = Problem),
+        (status = 401, description = "Missing or invalid admin session", body = Problem)))]
+#[tracing::instrument(skip_all, fields(admin_id = %admin.admin_id))]
+async fn list_deliveries(
+    admin: AdminPrincipal,
+    mail: web::Data<dyn MailService>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = q.into_inner().validate()?;
+    Ok(HttpResponse::Ok().json(mail.deliveries(false, page).await?))
+}
+
+/// `GET /api/v1/admin/mail/dead-letters`: dead-lettered deliveries, newest first.
+#[utoipa::path(get, path = "/api/v1/admin/mail/dead-letters", tag = "admin-mail",
+    security(("admin_token" = [])), params(PageQuery),
+    responses(
+        (status = 200, description = "A page of dead-lettered deliveries, newest first", body = Paged<Delivery>),
+        (status = 400, description = "Bad page parameters", body = Problem),
+        (status = 401, description = "Missing or invalid admin session", body = Problem)))]
+#[tracing::instrument(skip_all, fields(admin_id = %admin.admin_id))]
+async fn list_dead_letters(
+    admin: AdminPrincipal,
+    mail: web::Data<dyn MailService>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = q.into_inner().validate()?;
+    Ok(HttpResponse::Ok().json(mail.deliveries(true, page).await?))
+}
+
+/// `GET /api/v1/admin/mail/deliveries/{delivery_id}`.
+#[utoipa::path(get, path = "/api/v1/admin/mail/deliveries/{delivery_id}", tag = "admin-mail",
+    security(("admin_token" = [])),
+    params(("delivery_id" = Uuid, Path, description = "Delivery id")),
+    responses(
+        (status = 200, description = "The delivery", body = Delivery),
+        (status = 400, description = "Malformed id", body = Problem),
+        (status = 401, description = "Missing or invalid admin session", body = Problem),
+        (status = 404, description = "No such delivery", body = Problem)))]
+#[tracing::instrument(skip_all, fields(admin_id = %admin.admin_id, delivery_id = %id))]
+async fn get_delivery(
+    admin: AdminPrincipal,
+    mail: web::Data<dyn MailService>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(mail.delivery(id.into_inner()).await?))
+}
+
+/// `GET /api/v1/admin/mail/deliveries/{delivery_id}/attempts`: newest first.
+#[utoipa::path(get, path = "/api/v1/admin/mail/deliveries/{delivery_id}/attempts", tag = "admin-mail",
+    security(("admin_token" = [])),
+    params(("delivery_id" = Uuid, Path, description = "Delivery id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of attempts, newest first", body = Paged<Attempt>),
+        (status = 400, description = "Malformed id or page parameters", body = Problem),
+        (status = 401, description = "Missing or invalid admin session", body = Problem),
+        (status = 404, description = "No such delivery", body = Problem)))]
+#[tracing::instrument(skip_all, fields(admin_id = %admin.admin_id, delivery_id = %id))]
+async fn list_attempts(
+    admin: AdminPrincipal,
+    mail: web::Data<dyn MailService>,
+    id: web::Path<Uuid>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = q.into_inner().validate()?;
+    Ok(HttpResponse::Ok().json(mail.attempts(id.into_inner(), page).await?))
+}
+
+/// `POST /api/v1/admin/mail/deliveries/{delivery_id}/resend`: a fresh cycle
+/// for a `pending`, `retrying` or `dead_lettered` delivery; 409 once `sent`.
+#[utoipa::path(post, path = "/api/v1/admin/mail/deliveries/{delivery_id}/resend", tag = "admin-mail",
+    security(("admin_token" = [])),
+    params(("delivery_id" = Uuid, Path, description = "Delivery id")),
+    responses(
+        (status = 202, description = "Re-armed: pending, due now, cycle counter reset", body = Delivery),
+        (status = 400, description = "Malformed id", body = Problem),
+        (status = 401, description = "Missing or invalid admin session", body = Problem),
+        (status = 404, description = "No such delivery", body = Problem),
+        (status = 409, description = "Already sent (code `already_sent`)", body = Problem)))]
+#[tracing::instrument(skip_all, fields(admin_id = %admin.admin_id, delivery_id = %id))]
+async fn resend(
+    admin: AdminPrincipal,
+    mail: web::Data<dyn MailService>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let delivery = mail.resend(id.into_inner()).await?;
+    tracing::info!(admin = %admin.username, delivery_id = %delivery.id, "mail delivery re-armed");
+    Ok(HttpResponse::Accepted().json(delivery))
+}

@@ -1,0 +1,375 @@
+//! Database side of the outbox: claim, record, release, resend, listings.
+//!
+//! Crash safety (claim with a lease): a batch is claimed in ONE short
+//! statement that locks due rows with `FOR UPDATE SKIP LOCKED`, pushes their
+//! `next_attempt_at` forward by the lease, counts the try in
+//! `cycle_attempts` and inserts an open `mail_attempts` row (outcome NULL).
+//! It commits before any SMTP traffic, so no transaction is held open across
+//! the network. While the lease runs, other workers do not see the rows
+//! (they are not due); if this process dies, the rows become due again when
+//! the lease ends and the next claim closes the dead try as `interrupted`.
+//! Outcomes are written as sends complete (every `record_every` sends, one
+//! write in flight), so a crash can re-send at most the mails of two
+//! unwritten windows — fewer than one batch. Rows claimed but not yet tried when the worker stops are
+//! released at once (their open attempt removed, the try uncounted).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{
+    Array, BigInt, Double, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::schema::{mail_attempts, mail_deliveries};
+
+/// A row claimed for one try.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Claimed {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Text)]
+    pub to_address: String,
+    #[diesel(sql_type = Text)]
+    pub subject: String,
+    #[diesel(sql_type = Text)]
+    pub body_text: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub body_html: Option<String>,
+    /// Tries in this cycle, this one included.
+    #[diesel(sql_type = Int4)]
+    pub cycle_attempts: i32,
+    #[diesel(sql_type = Int4)]
+    pub attempt_no: i32,
+}
+
+const CLAIM: &str = "
+WITH due AS (
+    SELECT id FROM mail_deliveries
+    WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now()
+    ORDER BY next_attempt_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE mail_deliveries d
+    SET next_attempt_at = now() + make_interval(secs => $2),
+        cycle_attempts = d.cycle_attempts + 1,
+        updated_at = now()
+    FROM due WHERE d.id = due.id
+    RETURNING d.id, d.kind, d.to_address, d.subject, d.body_text, d.body_html, d.cycle_attempts
+), interrupted AS (
+    UPDATE mail_attempts a
+    SET finished_at = now(), outcome = 'failed',
+        error = 'interrupted: the worker stopped before recording an outcome'
+    FROM claimed c
+    WHERE a.delivery_id = c.id AND a.outcome IS NULL
+), opened AS (
+    INSERT INTO mail_attempts (delivery_id, attempt_no, started_at)
+    SELECT c.id,
+           COALESCE((SELECT max(a.attempt_no) FROM mail_attempts a WHERE a.delivery_id = c.id), 0) + 1,
+           now()
+    FROM claimed c
+    RETURNING delivery_id, attempt_no
+)
+SELECT c.*, o.attempt_no FROM claimed c JOIN opened o ON o.delivery_id = c.id";
+
+/// Claims up to `limit` due rows for one try each, leased for `lease`.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    limit: usize,
+    lease: std::time::Duration,
+) -> QueryResult<Vec<Claimed>> {
+    diesel::sql_query(CLAIM)
+        .bind::<BigInt, _>(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind::<Double, _>(lease.as_secs_f64())
+        .load(conn)
+        .await
+}
+
+/// The result of one try, to be written.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub id: Uuid,
+    pub attempt_no: i32,
+    pub finished_at: DateTime<Utc>,
+    /// `None` = sent.
+    pub failure: Option<OutcomeFailure>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutcomeFailure {
+    pub smtp_code: Option<i32>,
+    pub error: String,
+    pub permanent: bool,
+    /// Backoff before the next try if the row stays in its cycle.
+    pub retry_in: std::time::Duration,
+}
+
+const RECORD: &str = "
+WITH o AS (
+    SELECT * FROM unnest($1::uuid[], $2::int4[], $3::timestamptz[], $4::text[],
+                         $5::int4[], $6::text[], $7::bool[], $8::int8[])
+        AS t(id, attempt_no, finished_at, outcome, smtp_code, error, permanent, retry_ms)
+), a AS (
+    UPDATE mail_attempts m
+    SET finished_at = o.finished_at, outcome = o.outcome, smtp_code = o.smtp_code, error = o.error
+    FROM o WHERE m.delivery_id = o.id AND m.attempt_no = o.attempt_no AND m.outcome IS NULL
+)
+UPDATE mail_deliveries d
+SET status = CASE
+        WHEN o.outcome = 'sent' THEN 'sent'
+        WHEN o.permanent OR d.cycle_attempts >= $9 THEN 'dead_lettered'
+        ELSE 'retrying' END,
+    next_attempt_at = CASE
+        WHEN o.outcome = 'sent' THEN o.finished_at
+        WHEN o.outcome = 'failed' AND NOT o.permanent AND d.cycle_attempts < $9
+        THEN o.finished_at + o.retry_ms * interval '1 millisecond'
+        ELSE d.next_attempt_at END,
+    last_error = CASE WHEN o.outcome = 'sent' THEN d.last_error ELSE o.error END,
+    sent_at = CASE WHEN o.outcome = 'sent' THEN o.finished_at ELSE d.sent_at END,
+    updated_at = now()
+FROM o
+WHERE d.id = o.id AND d.status IN ('pending', 'retrying')";
+
+/// Writes outcomes in one statement. A row's status follows from its
+/// outcome and its `cycle_attempts` as stored now (a resend during the try
+/// reset it), so the dead-letter decision cannot act on a stale count.
+pub async fn record(
+    conn: &mut AsyncPgConnection,
+    outcomes: &[Outcome],
+    max_attempts: u32,
+) -> QueryResult<usize> {
+    if outcomes.is_empty() {
+        return Ok(0);
+    }
+    let mut ids = Vec::with_capacity(outcomes.len());
+    let mut nos = Vec::with_capacity(outcomes.len());
+    let mut finished = Vec::with_capacity(outcomes.len());
+    let mut kinds = Vec::with_capacity(outcomes.len());
+    let mut codes: Vec<Option<i32>> = Vec::with_capacity(outcomes.len());
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(outcomes.len());
+    let mut permanent = Vec::with_capacity(outcomes.len());
+    let mut retry_ms = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        ids.push(o.id);
+        nos.push(o.attempt_no);
+        finished.push(o.finished_at);
+        match &o.failure {
+            None => {
+                kinds.push("sent".to_owned());
+                codes.push(Some(250));
+                errors.push(None);
+                permanent.push(false);
+                retry_ms.push(0i64);
+            }
+            Some(f) => {
+                kinds.push("failed".to_owned());
+                codes.push(f.smtp_code);
+                errors.push(Some(f.error.clone()));
+                permanent.push(f.permanent);
+                retry_ms.push(i64::try_from(f.retry_in.as_millis()).unwrap_or(i64::MAX));
+            }
+        }
+    }
+    diesel::sql_query(RECORD)
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Array<Int4>, _>(nos)
+        .bind::<Array<Timestamptz>, _>(finished)
+        .bind::<Array<Text>, _>(kinds)
+        .bind::<Array<Nullable<Int4>>, _>(codes)
+        .bind::<Array<Nullable<Text>>, _>(errors)
+        .bind::<Array<diesel::sql_types::Bool>, _>(permanent)
+        .bind::<Array<BigInt>, _>(retry_ms)
+        .bind::<Int4, _>(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+        .execute(conn)
+        .await
+}
+
+const RELEASE: &str = "
+WITH r AS (
+    DELETE FROM mail_attempts a
+    USING unnest($1::uuid[], $2::int4[]) AS t(id, attempt_no)
+    WHERE a.delivery_id = t.id AND a.attempt_no = t.attempt_no AND a.outcome IS NULL
+    RETURNING a.delivery_id
+)
+UPDATE mail_deliveries d
+SET next_attempt_at = now(), cycle_attempts = greatest(d.cycle_attempts - 1, 0), updated_at = now()
+FROM r WHERE d.id = r.delivery_id AND d.status IN ('pending', 'retrying')";
+
+/// Hands claimed-but-untried rows back at once (shutdown, lease running out).
+pub async fn release(conn: &mut AsyncPgConnection, rows: &[&Claimed]) -> QueryResult<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|c| c.id).collect();
+    let nos: Vec<i32> = rows.iter().map(|c| c.attempt_no).collect();
+    diesel::sql_query(RELEASE)
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Array<Int4>, _>(nos)
+        .execute(conn)
+        .await
+}
+
+/// A delivery as the admin surface shows it. Subject and bodies are left
+/// out on purpose: they can carry one-time sign-in codes.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = mail_deliveries)]
+pub struct DeliveryRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub to_address: String,
+    pub status: String,
+    pub cycle_attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub notification_route_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = mail_attempts)]
+pub struct AttemptRow {
+    pub delivery_id: Uuid,
+    pub attempt_no: i32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub smtp_code: Option<i32>,
+    pub error: Option<String>,
+}
+
+/// Newest first; `status` filters (the dead-letter view).
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    status: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<DeliveryRow>, i64)> {
+    use mail_deliveries::dsl as d;
+    let mut q = d::mail_deliveries
+        .select(DeliveryRow::as_select())
+        .order((d::created_at.desc(), d::id.desc()))
+        .offset(offset)
+        .limit(limit)
+        .into_boxed();
+    let mut c = d::mail_deliveries.count().into_boxed();
+    if let Some(s) = status {
+        q = q.filter(d::status.eq(s.to_owned()));
+        c = c.filter(d::status.eq(s.to_owned()));
+    }
+    let items = q.load(conn).await?;
+    let total = c.get_result(conn).await?;
+    Ok((items, total))
+}
+
+pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<DeliveryRow>> {
+    mail_deliveries::table
+        .find(id)
+        .select(DeliveryRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Newest first.
+pub async fn attempts(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<AttemptRow>, i64)> {
+    let items = mail_attempts::table
+        .filter(mail_attempts::delivery_id.eq(id))
+        .order(mail_attempts::attempt_no.desc())
+        .offset(offset)
+        .limit(limit)
+        .select(AttemptRow::as_select())
+        .load(conn)
+        .await?;
+    let total = mail_attempts::table
+        .filter(mail_attempts::delivery_id.eq(id))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok((items, total))
+}
+
+pub enum ResendResult {
+    Rearmed(DeliveryRow),
+    AlreadySent,
+    NotFound,
+}
+
+/// Re-arms a delivery for a fresh cycle. A row that is being tried right
+/// now (an open attempt) keeps its lease, so the running try and a new one
+/// cannot overlap; it is picked up as soon as that try ends or expires.
+pub async fn resend(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<ResendResult> {
+    use mail_deliveries::dsl as d;
+    let in_flight = diesel::dsl::exists(
+        mail_attempts::table
+            .filter(mail_attempts::delivery_id.eq(id))
+            .filter(mail_attempts::outcome.is_null()),
+    );
+    let in_flight: bool = diesel::select(in_flight).get_result(conn).await?;
+    let next = if in_flight {
+        diesel::dsl::sql::<Timestamptz>("next_attempt_at")
+    } else {
+        diesel::dsl::sql::<Timestamptz>("now()")
+    };
+    let updated = diesel::update(d::mail_deliveries.find(id).filter(d::status.eq_any([
+        "pending",
+        "retrying",
+        "dead_lettered",
+    ])))
+    .set((
+        d::status.eq("pending"),
+        d::cycle_attempts.eq(0),
+        d::next_attempt_at.eq(next),
+        d::updated_at.eq(diesel::dsl::now),
+    ))
+    .returning(DeliveryRow::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?;
+    if let Some(row) = updated {
+        return Ok(ResendResult::Rearmed(row));
+    }
+    Ok(match get(conn, id).await? {
+        Some(_) => ResendResult::AlreadySent,
+        None => ResendResult::NotFound,
+    })
+}
+
+/// Deliveries per status (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub pending: i64,
+    pub retrying: i64,
+    pub sent: i64,
+    pub dead_lettered: i64,
+}
+
+/// One `GROUP BY status` over the outbox.
+pub async fn status_counts(conn: &mut AsyncPgConnection) -> QueryResult<StatusCounts> {
+    use mail_deliveries::dsl as d;
+    let rows: Vec<(String, i64)> = d::mail_deliveries
+        .group_by(d::status)
+        .select((d::status, diesel::dsl::count_star()))
+        .load(conn)
+        .await?;
+    let mut c = StatusCounts::default();
+    for (status, n) in rows {
+        match status.as_str() {
+            "pending" => c.pending = n,
+            "retrying" => c.retrying = n,
+            "sent" => c.sent = n,
+            "dead_lettered" => c.dead_lettered = n,
+            _ => {}
+        }
+    }
+    Ok(c)
+}
