@@ -1,0 +1,33 @@
+//! Notifications: the intent catalog, idempotent submit (also inside a
+//! caller's transaction), one route per recipient and channel, the gRPC push
+//! service gateways subscribe to, the retry worker, the user inbox and the
+//! admin views. See `docs/notifications.md` for the catalog.
+
+mod catalog;
+mod error;
+mod http;
+mod push;
+pub mod schema;
+mod service;
+mod store;
+mod worker;
+
+/// Generated from `proto/push.proto` (server and client).
+pub mod proto {
+    tonic::include_proto!("galaxy.push.v1");
+}
+
+pub use catalog::{
+    Audience, CATALOG, FieldType, Intent, KindSpec, LOBBY_GAME_STARTED, LOBBY_MEMBER_JOINED,
+    MAX_IDEMPOTENCY_KEY, RUNTIME_CONTAINER_START_FAILED, RUNTIME_IMAGE_PULL_FAILED,
+    RUNTIME_START_CONFIG_INVALID, RUNTIME_TURN_GENERATED,
+};
+pub use error::NotificationError;
+pub use http::{configure, openapi};
+pub use push::{PushGrpc, PushHub, Subscription};
+pub use service::{
+    NotificationService, NotificationSettings, PendingPush, PgNotificationService,
+    RecipientDirectory, Submitted,
+};
+pub use store::skip_user_routes;
+pub use worker::NO_SUBSCRIBER;

@@ -1,0 +1,433 @@
+//! Database functions over the notification tables. Plain async functions on
+//! a connection, so they run inside whatever transaction the caller holds.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{
+    Array, Double, Int4, Int8, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use galaxy_core::Page;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::schema::{notification_intents as ni, notification_routes as nr};
+
+pub const CHANNEL_PUSH: &str = "push";
+pub const CHANNEL_EMAIL: &str = "email";
+
+/// Route statuses (the column's CHECK constraint).
+pub const STATUSES: &[&str] = &[
+    "pending",
+    "retrying",
+    "delivered",
+    "skipped",
+    "dead_lettered",
+];
+
+#[derive(Insertable)]
+#[diesel(table_name = ni)]
+pub struct NewIntent<'a> {
+    pub id: Uuid,
+    pub kind: &'a str,
+    pub idempotency_key: &'a str,
+    pub payload: &'a Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Inserts the intent unless (kind, idempotency_key) exists. `None` means it
+/// existed: a concurrent insert of the same key waits for the first
+/// transaction and then takes this branch.
+pub async fn insert_intent(
+    conn: &mut AsyncPgConnection,
+    intent: &NewIntent<'_>,
+) -> QueryResult<Option<Uuid>> {
+    diesel::insert_into(ni::table)
+        .values(intent)
+        .on_conflict((ni::kind, ni::idempotency_key))
+        .do_nothing()
+        .returning(ni::id)
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+pub async fn intent_id_by_key(
+    conn: &mut AsyncPgConnection,
+    kind: &str,
+    key: &str,
+) -> QueryResult<Uuid> {
+    ni::table
+        .filter(ni::kind.eq(kind))
+        .filter(ni::idempotency_key.eq(key))
+        .select(ni::id)
+        .get_result(conn)
+        .await
+}
+
+#[derive(Insertable, Debug, Clone)]
+#[diesel(table_name = nr)]
+pub struct NewRoute {
+    pub id: Uuid,
+    pub intent_id: Uuid,
+    pub channel: &'static str,
+    pub account_id: Option<Uuid>,
+    pub address: Option<String>,
+    pub status: &'static str,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub skip_reason: Option<&'static str>,
+}
+
+/// One multi-row INSERT for all routes of an intent.
+pub async fn insert_routes(conn: &mut AsyncPgConnection, routes: &[NewRoute]) -> QueryResult<()> {
+    if routes.is_empty() {
+        return Ok(());
+    }
+    diesel::insert_into(nr::table)
+        .values(routes)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Links email routes to their mail deliveries, in one statement.
+pub async fn link_mail(
+    conn: &mut AsyncPgConnection,
+    route_ids: &[Uuid],
+    mail_ids: &[Uuid],
+) -> QueryResult<()> {
+    if route_ids.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(
+        "UPDATE notification_routes r SET mail_delivery_id = l.mail_id \
+         FROM unnest($1::uuid[], $2::uuid[]) AS l(route_id, mail_id) WHERE r.id = l.route_id",
+    )
+    .bind::<Array<SqlUuid>, _>(route_ids)
+    .bind::<Array<SqlUuid>, _>(mail_ids)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// Push routes written to a gateway right after submit.
+pub async fn mark_pushed(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<usize> {
+    diesel::update(nr::table)
+        .filter(nr::id.eq_any(ids))
+        .filter(nr::status.eq("pending"))
+        .set((
+            nr::status.eq("delivered"),
+            nr::attempts.eq(nr::attempts + 1),
+            nr::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await
+}
+
+/// Push routes no gateway took right after submit: due for the worker now.
+pub async fn make_due(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<usize> {
+    diesel::update(nr::table)
+        .filter(nr::id.eq_any(ids))
+        .filter(nr::status.eq("pending"))
+        .set(nr::next_attempt_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await
+}
+
+/// A deleted user's undelivered routes become `skipped`; rows stay for audit.
+pub async fn skip_user_routes(
+    conn: &mut AsyncPgConnection,
+    account_id: Uuid,
+) -> QueryResult<usize> {
+    diesel::update(nr::table)
+        .filter(nr::account_id.eq(account_id))
+        .filter(nr::status.eq_any(["pending", "retrying"]))
+        .set((
+            nr::status.eq("skipped"),
+            nr::skip_reason.eq("user_deleted"),
+            nr::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await
+}
+
+/// A push route claimed by the worker, with what its event needs.
+#[derive(QueryableByName, Debug)]
+pub struct ClaimedRoute {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    pub intent_id: Uuid,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub account_id: Option<Uuid>,
+    #[diesel(sql_type = Int4)]
+    pub attempts: i32,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Jsonb)]
+    pub payload: Value,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+}
+
+/// Claims up to `limit` due push routes. The claim is one statement: rows are
+/// locked with `FOR UPDATE SKIP LOCKED` (so concurrent workers take disjoint
+/// sets) and their `next_attempt_at` is pushed `lease` ahead, so a process
+/// that dies after claiming leaves them due again once the lease runs out.
+pub async fn claim_due_push(
+    conn: &mut AsyncPgConnection,
+    limit: u32,
+    lease: Duration,
+) -> QueryResult<Vec<ClaimedRoute>> {
+    diesel::sql_query(
+        "WITH due AS ( \
+             SELECT id FROM notification_routes \
+             WHERE status IN ('pending', 'retrying') AND channel = 'push' \
+               AND next_attempt_at <= now() \
+             ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+         UPDATE notification_routes r \
+         SET next_attempt_at = now() + make_interval(secs => $2), updated_at = now() \
+         FROM due, notification_intents i \
+         WHERE r.id = due.id AND i.id = r.intent_id \
+         RETURNING r.id, r.intent_id, r.account_id, r.attempts, i.kind, i.payload, i.created_at",
+    )
+    .bind::<Int8, _>(i64::from(limit))
+    .bind::<Double, _>(lease.as_secs_f64())
+    .load(conn)
+    .await
+}
+
+/// Routes the worker wrote to a gateway.
+pub async fn mark_delivered(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::update(nr::table)
+        .filter(nr::id.eq_any(ids))
+        .filter(nr::status.eq_any(["pending", "retrying"]))
+        .set((
+            nr::status.eq("delivered"),
+            nr::attempts.eq(nr::attempts + 1),
+            nr::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await
+}
+
+/// Failed attempts: `retrying` after `delays[i]`, or `dead_lettered` once
+/// the attempt count reaches `max_attempts`. Routes skipped meanwhile (user
+/// deleted) are left alone.
+pub async fn record_failures(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+    delays: &[f64],
+    max_attempts: u32,
+    error: &str,
+) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::sql_query(
+        "UPDATE notification_routes r SET \
+             attempts = r.attempts + 1, \
+             status = CASE WHEN r.attempts + 1 >= $3 THEN 'dead_lettered' ELSE 'retrying' END, \
+             next_attempt_at = now() + make_interval(secs => f.delay), \
+             last_error = $4, updated_at = now() \
+         FROM unnest($1::uuid[], $2::float8[]) AS f(id, delay) \
+         WHERE r.id = f.id AND r.status IN ('pending', 'retrying')",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<Double>, _>(delays)
+    .bind::<Int4, _>(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+    .bind::<Text, _>(error)
+    .execute(conn)
+    .await
+}
+
+// ---- reads for the inbox and the admin surface -------------------------
+
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = ni)]
+pub struct IntentRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub idempotency_key: String,
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = nr)]
+pub struct RouteRow {
+    pub id: Uuid,
+    pub intent_id: Uuid,
+    pub channel: String,
+    pub account_id: Option<Uuid>,
+    pub address: Option<String>,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub skip_reason: Option<String>,
+    pub mail_delivery_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+/// One inbox entry: a push route of the caller joined with its intent.
+#[derive(Queryable, Debug)]
+pub struct InboxRow {
+    pub route_id: Uuid,
+    pub kind: String,
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+pub async fn inbox(
+    conn: &mut AsyncPgConnection,
+    account_id: Uuid,
+    unread_only: bool,
+    page: Page,
+) -> QueryResult<(Vec<InboxRow>, i64)> {
+    let base = || {
+        let q = nr::table
+            .inner_join(ni::table)
+            .filter(nr::account_id.eq(account_id))
+            .filter(nr::channel.eq(CHANNEL_PUSH))
+            .into_boxed();
+        if unread_only {
+            q.filter(nr::read_at.is_null())
+        } else {
+            q
+        }
+    };
+    let total: i64 = base().count().get_result(conn).await?;
+    let items = base()
+        .select((nr::id, ni::kind, ni::payload, nr::created_at, nr::read_at))
+        .order((nr::created_at.desc(), nr::id.desc()))
+        .offset(page.offset())
+        .limit(page.limit())
+        .load(conn)
+        .await?;
+    Ok((items, total))
+}
+
+/// Stamps `read_at` on the caller's own push route (first read wins).
+/// 0 rows means no such route for this account.
+pub async fn mark_read(
+    conn: &mut AsyncPgConnection,
+    route_id: Uuid,
+    account_id: Uuid,
+) -> QueryResult<usize> {
+    diesel::update(nr::table)
+        .filter(nr::id.eq(route_id))
+        .filter(nr::account_id.eq(account_id))
+        .filter(nr::channel.eq(CHANNEL_PUSH))
+        .set(nr::read_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(
+            "COALESCE(read_at, now())",
+        )))
+        .execute(conn)
+        .await
+}
+
+pub async fn list_intents(
+    conn: &mut AsyncPgConnection,
+    kind: Option<&str>,
+    page: Page,
+) -> QueryResult<(Vec<IntentRow>, i64)> {
+    let base = || {
+        let q = ni::table.into_boxed();
+        match kind {
+            Some(k) => q.filter(ni::kind.eq(k.to_owned())),
+            None => q,
+        }
+    };
+    let total = base().count().get_result(conn).await?;
+    let rows = base()
+        .select(IntentRow::as_select())
+        .order((ni::created_at.desc(), ni::id.desc()))
+        .offset(page.offset())
+        .limit(page.limit())
+        .load(conn)
+        .await?;
+    Ok((rows, total))
+}
+
+pub async fn intent(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<IntentRow>> {
+    ni::table
+        .find(id)
+        .select(IntentRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn routes_of_intent(
+    conn: &mut AsyncPgConnection,
+    intent_id: Uuid,
+) -> QueryResult<Vec<RouteRow>> {
+    nr::table
+        .filter(nr::intent_id.eq(intent_id))
+        .select(RouteRow::as_select())
+        .order((nr::channel.desc(), nr::created_at.asc(), nr::id.asc()))
+        .load(conn)
+        .await
+}
+
+pub async fn list_routes(
+    conn: &mut AsyncPgConnection,
+    status: Option<&str>,
+    page: Page,
+) -> QueryResult<(Vec<RouteRow>, i64)> {
+    let base = || {
+        let q = nr::table.into_boxed();
+        match status {
+            Some(s) => q.filter(nr::status.eq(s.to_owned())),
+            None => q,
+        }
+    };
+    let total = base().count().get_result(conn).await?;
+    let rows = base()
+        .select(RouteRow::as_select())
+        .order((nr::created_at.desc(), nr::id.desc()))
+        .offset(page.offset())
+        .limit(page.limit())
+        .load(conn)
+        .await?;
+    Ok((rows, total))
+}
+
+pub async fn route(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<RouteRow>> {
+    nr::table
+        .find(id)
+        .select(RouteRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Re-arms a dead-lettered route for a new cycle of attempts, due now.
+/// `None` when the route is not dead-lettered (or does not exist).
+pub async fn rearm_dead_letter(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> QueryResult<Option<RouteRow>> {
+    diesel::update(nr::table)
+        .filter(nr::id.eq(id))
+        .filter(nr::status.eq("dead_lettered"))
+        .set((
+            nr::status.eq("pending"),
+            nr::attempts.eq(0),
+            nr::next_attempt_at.eq(diesel::dsl::now),
+            nr::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(RouteRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+}

@@ -1,0 +1,4 @@
+DROP INDEX notification_intents_kind_created_idx;
+DROP INDEX notification_routes_inbox_unread_idx;
+DROP INDEX notification_routes_inbox_idx;
+ALTER TABLE notification_routes DROP COLUMN read_at;
