@@ -1,0 +1,466 @@
+//! SQL of the runtime module: plain functions over a connection. Every
+//! record change is a targeted UPDATE that returns the whole row, so the
+//! cache is replaced by what PostgreSQL holds and concurrent writers (the
+//! scheduler, an operation, the reconciler) never overwrite each other's
+//! columns with stale copies.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::Uuid as SqlUuid;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::model::{
+    DesiredState, EngineVersion, EngineVersionStatus, GameTurn, ObservedState, Operation,
+    OperationKind, Outcome, RuntimeRecord,
+};
+use crate::schema::{engine_versions, game_turns, runtime_operation_log, runtime_records};
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = engine_versions, check_for_backend(diesel::pg::Pg))]
+struct VersionRow {
+    version: String,
+    image: String,
+    status: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<VersionRow> for EngineVersion {
+    fn from(r: VersionRow) -> Self {
+        Self {
+            version: r.version,
+            image: r.image,
+            status: EngineVersionStatus::parse(&r.status).unwrap_or(EngineVersionStatus::Disabled),
+            created_at: r.created_at,
+        }
+    }
+}
+
+pub async fn load_versions(conn: &mut AsyncPgConnection) -> QueryResult<Vec<EngineVersion>> {
+    let rows: Vec<VersionRow> = engine_versions::table
+        .select(VersionRow::as_select())
+        .order(engine_versions::created_at.asc())
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// `None` when the version already exists.
+pub async fn insert_version(
+    conn: &mut AsyncPgConnection,
+    version: &str,
+    image: &str,
+) -> QueryResult<Option<EngineVersion>> {
+    let row: Option<VersionRow> = diesel::insert_into(engine_versions::table)
+        .values((
+            engine_versions::version.eq(version),
+            engine_versions::image.eq(image),
+        ))
+        .on_conflict_do_nothing()
+        .returning(VersionRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    Ok(row.map(Into::into))
+}
+
+pub async fn set_version_status(
+    conn: &mut AsyncPgConnection,
+    version: &str,
+    status: EngineVersionStatus,
+) -> QueryResult<Option<EngineVersion>> {
+    let row: Option<VersionRow> = diesel::update(engine_versions::table.find(version))
+        .set(engine_versions::status.eq(status.as_str()))
+        .returning(VersionRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    Ok(row.map(Into::into))
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = runtime_records, check_for_backend(diesel::pg::Pg))]
+pub struct RecordRow {
+    game_id: Uuid,
+    desired_state: String,
+    observed_state: String,
+    container_id: Option<String>,
+    container_name: String,
+    engine_version: String,
+    image: String,
+    endpoint: Option<String>,
+    current_turn: i32,
+    next_turn_at: Option<DateTime<Utc>>,
+    skip_next_wait: bool,
+    last_error: Option<String>,
+    last_reconciled_at: Option<DateTime<Utc>>,
+}
+
+impl From<RecordRow> for RuntimeRecord {
+    fn from(r: RecordRow) -> Self {
+        Self {
+            game_id: r.game_id,
+            desired_state: DesiredState::parse(&r.desired_state).unwrap_or(DesiredState::Stopped),
+            observed_state: ObservedState::parse(&r.observed_state)
+                .unwrap_or(ObservedState::Failed),
+            container_id: r.container_id,
+            container_name: r.container_name,
+            engine_version: r.engine_version,
+            image: r.image,
+            endpoint: r.endpoint,
+            current_turn: r.current_turn,
+            next_turn_at: r.next_turn_at,
+            skip_next_wait: r.skip_next_wait,
+            last_error: r.last_error,
+            last_reconciled_at: r.last_reconciled_at,
+        }
+    }
+}
+
+pub async fn load_records(conn: &mut AsyncPgConnection) -> QueryResult<Vec<RuntimeRecord>> {
+    let rows: Vec<RecordRow> = runtime_records::table
+        .select(RecordRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// A partial update of a record; `None` leaves a column as it is,
+/// `Some(None)` sets a nullable column to NULL.
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = runtime_records)]
+pub struct RecordChange {
+    pub desired_state: Option<&'static str>,
+    pub observed_state: Option<&'static str>,
+    pub container_id: Option<Option<String>>,
+    pub engine_version: Option<String>,
+    pub image: Option<String>,
+    pub endpoint: Option<Option<String>>,
+    pub current_turn: Option<i32>,
+    pub next_turn_at: Option<Option<DateTime<Utc>>>,
+    pub skip_next_wait: Option<bool>,
+    pub last_error: Option<Option<String>>,
+    pub last_reconciled_at: Option<Option<DateTime<Utc>>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl RecordChange {
+    pub fn observed(state: ObservedState) -> Self {
+        Self {
+            observed_state: Some(state.as_str()),
+            ..Self::default()
+        }
+    }
+}
+
+pub async fn update_record(
+    conn: &mut AsyncPgConnection,
+    game_id: Uuid,
+    mut change: RecordChange,
+) -> QueryResult<RuntimeRecord> {
+    change.updated_at = Some(Utc::now());
+    let row: RecordRow = diesel::update(runtime_records::table.find(game_id))
+        .set(&change)
+        .returning(RecordRow::as_returning())
+        .get_result(conn)
+        .await?;
+    Ok(row.into())
+}
+
+/// Creates the record for a first start, or re-arms an existing one (a
+/// retried start keeps the turn number and schedule of the volume's game).
+pub async fn upsert_starting_record(
+    conn: &mut AsyncPgConnection,
+    game_id: Uuid,
+    container_name: &str,
+    engine_version: &str,
+    image: &str,
+) -> QueryResult<RuntimeRecord> {
+    let now = Utc::now();
+    let row: RecordRow = diesel::insert_into(runtime_records::table)
+        .values((
+            runtime_records::game_id.eq(game_id),
+            runtime_records::desired_state.eq(DesiredState::Running.as_str()),
+            runtime_records::observed_state.eq(ObservedState::Starting.as_str()),
+            runtime_records::container_name.eq(container_name),
+            runtime_records::engine_version.eq(engine_version),
+            runtime_records::image.eq(image),
+            runtime_records::updated_at.eq(now),
+        ))
+        .on_conflict(runtime_records::game_id)
+        .do_update()
+        .set((
+            runtime_records::desired_state.eq(DesiredState::Running.as_str()),
+            runtime_records::observed_state.eq(ObservedState::Starting.as_str()),
+            runtime_records::engine_version.eq(engine_version),
+            runtime_records::image.eq(image),
+            runtime_records::last_error.eq(None::<String>),
+            runtime_records::updated_at.eq(now),
+        ))
+        .returning(RecordRow::as_returning())
+        .get_result(conn)
+        .await?;
+    Ok(row.into())
+}
+
+/// Locks a record that is due for a turn, skipping one another process
+/// holds: the claim that makes a turn happen once per due tick.
+pub async fn claim_due(
+    conn: &mut AsyncPgConnection,
+    game_id: Uuid,
+) -> QueryResult<Option<RuntimeRecord>> {
+    let now = Utc::now();
+    let row: Option<RecordRow> = runtime_records::table
+        .find(game_id)
+        .filter(runtime_records::desired_state.eq(DesiredState::Running.as_str()))
+        .filter(runtime_records::observed_state.eq(ObservedState::Running.as_str()))
+        .filter(
+            runtime_records::skip_next_wait
+                .eq(true)
+                .or(runtime_records::next_turn_at.le(now)),
+        )
+        .select(RecordRow::as_select())
+        .for_update()
+        .skip_locked()
+        .get_result(conn)
+        .await
+        .optional()?;
+    Ok(row.map(Into::into))
+}
+
+/// Games due for a turn (unlocked scan; each is then claimed).
+pub async fn due_games(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<Uuid>> {
+    let now = Utc::now();
+    runtime_records::table
+        .filter(runtime_records::desired_state.eq(DesiredState::Running.as_str()))
+        .filter(runtime_records::observed_state.eq(ObservedState::Running.as_str()))
+        .filter(
+            runtime_records::skip_next_wait
+                .eq(true)
+                .or(runtime_records::next_turn_at.le(now)),
+        )
+        .select(runtime_records::game_id)
+        .order(runtime_records::next_turn_at.asc().nulls_first())
+        .limit(limit)
+        .load(conn)
+        .await
+}
+
+pub async fn touch_reconciled(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> QueryResult<Vec<RuntimeRecord>> {
+    let rows: Vec<RecordRow> =
+        diesel::update(runtime_records::table.filter(runtime_records::game_id.eq_any(ids)))
+            .set(runtime_records::last_reconciled_at.eq(Utc::now()))
+            .returning(RecordRow::as_returning())
+            .get_results(conn)
+            .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+pub async fn insert_turn(
+    conn: &mut AsyncPgConnection,
+    game_id: Uuid,
+    turn_no: i32,
+    duration_ms: i32,
+    forced: bool,
+) -> QueryResult<()> {
+    diesel::insert_into(game_turns::table)
+        .values((
+            game_turns::game_id.eq(game_id),
+            game_turns::turn_no.eq(turn_no),
+            game_turns::duration_ms.eq(duration_ms),
+            game_turns::forced.eq(forced),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = game_turns, check_for_backend(diesel::pg::Pg))]
+struct TurnRow {
+    game_id: Uuid,
+    turn_no: i32,
+    generated_at: DateTime<Utc>,
+    duration_ms: i32,
+    forced: bool,
+}
+
+pub async fn turns(conn: &mut AsyncPgConnection, game_id: Uuid) -> QueryResult<Vec<GameTurn>> {
+    let rows: Vec<TurnRow> = game_turns::table
+        .filter(game_turns::game_id.eq(game_id))
+        .order(game_turns::turn_no.asc())
+        .select(TurnRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| GameTurn {
+            game_id: r.game_id,
+            turn_no: r.turn_no,
+            generated_at: r.generated_at,
+            duration_ms: r.duration_ms,
+            forced: r.forced,
+        })
+        .collect())
+}
+
+pub async fn insert_operation(
+    conn: &mut AsyncPgConnection,
+    game_id: Uuid,
+    kind: OperationKind,
+    actor: &str,
+    details: &Value,
+) -> QueryResult<Uuid> {
+    let id = galaxy_core::new_id();
+    diesel::insert_into(runtime_operation_log::table)
+        .values((
+            runtime_operation_log::id.eq(id),
+            runtime_operation_log::game_id.eq(game_id),
+            runtime_operation_log::operation.eq(kind.as_str()),
+            runtime_operation_log::actor.eq(actor),
+            runtime_operation_log::details.eq(details),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
+
+/// Finishes one running operation; `extra` is merged into its details.
+pub async fn finish_operation(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    outcome: Outcome,
+    error: Option<&str>,
+    extra: &Value,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "UPDATE runtime_operation_log SET outcome = $2, finished_at = now(), \
+         error_message = $3, details = details || $4 WHERE id = $1 AND outcome = 'running'",
+    )
+    .bind::<SqlUuid, _>(id)
+    .bind::<diesel::sql_types::Text, _>(outcome.as_str())
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(error)
+    .bind::<diesel::sql_types::Jsonb, _>(extra)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// Finishes every pending force-next-turn of a game (the flag they set was
+/// consumed, or its turn failed).
+pub async fn finish_force_ops(
+    conn: &mut AsyncPgConnection,
+    game_id: Uuid,
+    outcome: Outcome,
+    error: Option<&str>,
+    extra: &Value,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE runtime_operation_log SET outcome = $2, finished_at = now(), \
+         error_message = $3, details = details || $4 \
+         WHERE game_id = $1 AND operation = 'force_next_turn' AND outcome = 'running'",
+    )
+    .bind::<SqlUuid, _>(game_id)
+    .bind::<diesel::sql_types::Text, _>(outcome.as_str())
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(error)
+    .bind::<diesel::sql_types::Jsonb, _>(extra)
+    .execute(conn)
+    .await
+}
+
+/// Container operations still `running` long after any live process would
+/// have finished them (their process died) can never finish: fail them.
+pub async fn fail_interrupted_operations(
+    conn: &mut AsyncPgConnection,
+    started_before: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE runtime_operation_log SET outcome = 'failed', finished_at = now(), \
+         error_message = 'interrupted: the process running the operation stopped' \
+         WHERE outcome = 'running' AND operation <> 'force_next_turn' AND started_at < $1",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(started_before)
+    .execute(conn)
+    .await
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = runtime_operation_log, check_for_backend(diesel::pg::Pg))]
+struct OperationRow {
+    id: Uuid,
+    game_id: Uuid,
+    operation: String,
+    actor: String,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    outcome: String,
+    error_message: Option<String>,
+}
+
+impl From<OperationRow> for Operation {
+    fn from(r: OperationRow) -> Self {
+        Self {
+            id: r.id,
+            game_id: r.game_id,
+            operation: OperationKind::parse(&r.operation).unwrap_or(OperationKind::Start),
+            actor: r.actor,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            outcome: Outcome::parse(&r.outcome).unwrap_or(Outcome::Failed),
+            error_message: r.error_message,
+        }
+    }
+}
+
+/// A game's operations, newest first, and their total.
+pub async fn operations(
+    conn: &mut AsyncPgConnection,
+    game_id: Uuid,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<Operation>, i64)> {
+    let total = runtime_operation_log::table
+        .filter(runtime_operation_log::game_id.eq(game_id))
+        .count()
+        .get_result(conn)
+        .await?;
+    let rows: Vec<OperationRow> = runtime_operation_log::table
+        .filter(runtime_operation_log::game_id.eq(game_id))
+        .order((
+            runtime_operation_log::started_at.desc(),
+            runtime_operation_log::id.desc(),
+        ))
+        .offset(offset)
+        .limit(limit)
+        .select(OperationRow::as_select())
+        .load(conn)
+        .await?;
+    Ok((rows.into_iter().map(Into::into).collect(), total))
+}
+
+/// The start request each game was last started with (kept in the details
+/// of its start operations, see decision RUNTIME-2).
+pub async fn latest_start_requests(
+    conn: &mut AsyncPgConnection,
+) -> QueryResult<Vec<(Uuid, Value)>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = SqlUuid)]
+        game_id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        request: Value,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT DISTINCT ON (game_id) game_id, details -> 'request' AS request \
+         FROM runtime_operation_log WHERE operation = 'start' AND details ? 'request' \
+         ORDER BY game_id, started_at DESC, id DESC",
+    )
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.game_id, r.request)).collect())
+}
