@@ -1,0 +1,85 @@
+use actix_web::{HttpResponse, web};
+use galaxy_core::{ApiError, Problem, UserPrincipal};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::model::{SubmitOrders, TurnInfo};
+use crate::service::LobbyService;
+
+type Lobby = web::Data<dyn LobbyService>;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ReportQuery {
+    /// Turn number (default: the latest).
+    turn: Option<u32>,
+}
+
+/// The engine's report for the caller's race.
+#[utoipa::path(get, path = "/api/v1/games/{id}/report", tag = "game",
+    params(("id" = Uuid, Path, description = "Game id"), ReportQuery),
+    security(("user_token" = [])),
+    responses(
+        (status = 200, description = "The engine's report, e.g. `{turn, race, industry, ships}`", body = Object),
+        (status = 400, description = "Malformed id or turn", body = Problem),
+        (status = 401, description = "No valid session", body = Problem),
+        (status = 403, description = "`not_member`", body = Problem),
+        (status = 404, description = "No such game, or a turn the engine does not have", body = Problem),
+        (status = 409, description = "`game_not_started`", body = Problem),
+        (status = 503, description = "The engine is not reachable", body = Problem)))]
+#[tracing::instrument(skip_all, fields(game_id = %id, account_id = %user.account_id))]
+pub(crate) async fn report(
+    user: UserPrincipal,
+    lobby: Lobby,
+    id: web::Path<Uuid>,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let report = lobby.report(*id, user.account_id, query.turn).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// Submits the caller's orders for the coming turn; the engine validates them.
+#[utoipa::path(post, path = "/api/v1/games/{id}/orders", tag = "game",
+    params(("id" = Uuid, Path, description = "Game id")),
+    request_body = SubmitOrders, security(("user_token" = [])),
+    responses(
+        (status = 202, description = "Accepted by the engine"),
+        (status = 400, description = "`validation_failed` (malformed body) or `rejected_by_engine` with the engine's reason", body = Problem),
+        (status = 401, description = "No valid session", body = Problem),
+        (status = 403, description = "`not_member`", body = Problem),
+        (status = 404, description = "No such game", body = Problem),
+        (status = 409, description = "`game_not_running`", body = Problem),
+        (status = 503, description = "The engine is not reachable", body = Problem)))]
+#[tracing::instrument(skip_all, fields(game_id = %id, account_id = %user.account_id))]
+pub(crate) async fn submit_orders(
+    user: UserPrincipal,
+    lobby: Lobby,
+    id: web::Path<Uuid>,
+    body: web::Json<SubmitOrders>,
+) -> Result<HttpResponse, ApiError> {
+    lobby
+        .submit_orders(*id, user.account_id, body.into_inner().orders)
+        .await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// The game's turn history, oldest first.
+#[utoipa::path(get, path = "/api/v1/games/{id}/turns", tag = "game",
+    params(("id" = Uuid, Path, description = "Game id")), security(("user_token" = [])),
+    responses(
+        (status = 200, description = "Generated turns", body = Vec<TurnInfo>),
+        (status = 400, description = "Malformed id", body = Problem),
+        (status = 401, description = "No valid session", body = Problem),
+        (status = 403, description = "`not_member`", body = Problem),
+        (status = 404, description = "No such game", body = Problem),
+        (status = 503, description = "The runtime is not reachable", body = Problem)))]
+#[tracing::instrument(skip_all, fields(game_id = %id, account_id = %user.account_id))]
+pub(crate) async fn turns(
+    user: UserPrincipal,
+    lobby: Lobby,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let turns = lobby.turns(*id, user.account_id).await?;
+    Ok(HttpResponse::Ok().json(turns))
+}

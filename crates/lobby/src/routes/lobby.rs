@@ -1,0 +1,163 @@
+use actix_web::{HttpResponse, web};
+use galaxy_core::{ApiError, Paged, Problem, UserPrincipal};
+use uuid::Uuid;
+
+use super::{ListQuery, detached};
+use crate::model::{CreateGame, GameView, JoinGame};
+use crate::service::LobbyService;
+
+type Lobby = web::Data<dyn LobbyService>;
+
+/// Lists games, newest first.
+#[utoipa::path(get, path = "/api/v1/lobby/games", tag = "lobby",
+    params(ListQuery), security(("user_token" = [])),
+    responses(
+        (status = 200, description = "One page of games", body = Paged<GameView>),
+        (status = 400, description = "Bad status or page", body = Problem),
+        (status = 401, description = "No valid session", body = Problem)))]
+#[tracing::instrument(skip_all)]
+pub(crate) async fn list_games(
+    _user: UserPrincipal,
+    lobby: Lobby,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (status, page) = query.validate()?;
+    Ok(HttpResponse::Ok().json(lobby.list_games(status, page)))
+}
+
+/// One game with its current members.
+#[utoipa::path(get, path = "/api/v1/lobby/games/{id}", tag = "lobby",
+    params(("id" = Uuid, Path, description = "Game id")), security(("user_token" = [])),
+    responses(
+        (status = 200, description = "The game", body = GameView),
+        (status = 400, description = "Malformed id", body = Problem),
+        (status = 401, description = "No valid session", body = Problem),
+        (status = 404, description = "No such game", body = Problem)))]
+#[tracing::instrument(skip_all, fields(game_id = %id))]
+pub(crate) async fn get_game(
+    _user: UserPrincipal,
+    lobby: Lobby,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let game = lobby
+        .game_view(*id)
+        .ok_or_else(|| ApiError::not_found("no such game"))?;
+    Ok(HttpResponse::Ok().json(game))
+}
+
+/// Creates an `open` game; the caller becomes its owner member.
+#[utoipa::path(post, path = "/api/v1/lobby/games", tag = "lobby",
+    request_body = CreateGame, security(("user_token" = [])),
+    responses(
+        (status = 201, description = "Created", body = GameView),
+        (status = 400, description = "`validation_failed` (field errors) or `engine_version_unavailable` (unknown or inactive version)", body = Problem),
+        (status = 401, description = "No valid session", body = Problem),
+        (status = 403, description = "`account_inactive`", body = Problem),
+        (status = 409, description = "`no_active_engine_version`: no version to default to", body = Problem)))]
+#[tracing::instrument(skip_all, fields(account_id = %user.account_id))]
+pub(crate) async fn create_game(
+    user: UserPrincipal,
+    lobby: Lobby,
+    body: web::Json<CreateGame>,
+) -> Result<HttpResponse, ApiError> {
+    let lobby = lobby.into_inner();
+    let game = detached(async move { lobby.create_game(user.account_id, body.into_inner()).await })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/api/v1/lobby/games/{}", game.id),
+        ))
+        .json(game))
+}
+
+/// Joins an `open` game with a race name.
+#[utoipa::path(post, path = "/api/v1/lobby/games/{id}/join", tag = "lobby",
+    params(("id" = Uuid, Path, description = "Game id")),
+    request_body = JoinGame, security(("user_token" = [])),
+    responses(
+        (status = 200, description = "Joined; the game", body = GameView),
+        (status = 400, description = "`validation_failed`", body = Problem),
+        (status = 401, description = "No valid session", body = Problem),
+        (status = 403, description = "`account_inactive`", body = Problem),
+        (status = 404, description = "No such game", body = Problem),
+        (status = 409, description = "`game_not_open`, `already_member`, `game_full` or `race_name_taken`", body = Problem)))]
+#[tracing::instrument(skip_all, fields(game_id = %id, account_id = %user.account_id))]
+pub(crate) async fn join_game(
+    user: UserPrincipal,
+    lobby: Lobby,
+    id: web::Path<Uuid>,
+    body: web::Json<JoinGame>,
+) -> Result<HttpResponse, ApiError> {
+    let (lobby, id) = (lobby.into_inner(), id.into_inner());
+    let game = detached(async move {
+        lobby
+            .join_game(id, user.account_id, body.into_inner())
+            .await
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(game))
+}
+
+/// Leaves an `open` game (not for its owner, who cancels instead).
+#[utoipa::path(post, path = "/api/v1/lobby/games/{id}/leave", tag = "lobby",
+    params(("id" = Uuid, Path, description = "Game id")), security(("user_token" = [])),
+    responses(
+        (status = 204, description = "Left"),
+        (status = 400, description = "Malformed id", body = Problem),
+        (status = 401, description = "No valid session", body = Problem),
+        (status = 404, description = "No such game", body = Problem),
+        (status = 409, description = "`not_member`, `owner_cannot_leave` or `game_not_open`", body = Problem)))]
+#[tracing::instrument(skip_all, fields(game_id = %id, account_id = %user.account_id))]
+pub(crate) async fn leave_game(
+    user: UserPrincipal,
+    lobby: Lobby,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (lobby, id) = (lobby.into_inner(), id.into_inner());
+    detached(async move { lobby.leave_game(id, user.account_id).await }).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Starts the game: `open` → `starting`; `running` once its engine is healthy.
+#[utoipa::path(post, path = "/api/v1/lobby/games/{id}/start", tag = "lobby",
+    params(("id" = Uuid, Path, description = "Game id")), security(("user_token" = [])),
+    responses(
+        (status = 202, description = "Starting; the game", body = GameView),
+        (status = 400, description = "Malformed id", body = Problem),
+        (status = 401, description = "No valid session", body = Problem),
+        (status = 403, description = "`not_owner`", body = Problem),
+        (status = 404, description = "No such game", body = Problem),
+        (status = 409, description = "`game_not_open`, `not_enough_players`, or `start_refused` (the runtime will not start it, with the reason; the game stays open)", body = Problem),
+        (status = 503, description = "The runtime cannot take the start now; the game stays open", body = Problem)))]
+#[tracing::instrument(skip_all, fields(game_id = %id, account_id = %user.account_id))]
+pub(crate) async fn start_game(
+    user: UserPrincipal,
+    lobby: Lobby,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (lobby, id) = (lobby.into_inner(), id.into_inner());
+    let game = detached(async move { lobby.start_game(id, user.account_id).await }).await?;
+    Ok(HttpResponse::Accepted().json(game))
+}
+
+/// Cancels an `open` game.
+#[utoipa::path(post, path = "/api/v1/lobby/games/{id}/cancel", tag = "lobby",
+    params(("id" = Uuid, Path, description = "Game id")), security(("user_token" = [])),
+    responses(
+        (status = 200, description = "Cancelled; the game", body = GameView),
+        (status = 400, description = "Malformed id", body = Problem),
+        (status = 401, description = "No valid session", body = Problem),
+        (status = 403, description = "`not_owner`", body = Problem),
+        (status = 404, description = "No such game", body = Problem),
+        (status = 409, description = "`game_not_open`", body = Problem)))]
+#[tracing::instrument(skip_all, fields(game_id = %id, account_id = %user.account_id))]
+pub(crate) async fn cancel_game(
+    user: UserPrincipal,
+    lobby: Lobby,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (lobby, id) = (lobby.into_inner(), id.into_inner());
+    let game = detached(async move { lobby.cancel_game(id, user.account_id).await }).await?;
+    Ok(HttpResponse::Ok().json(game))
+}
