@@ -24,6 +24,8 @@ pub use principal::{
 };
 pub use problem::{ApiError, FieldError, Problem};
 pub use readiness::{Readiness, ReadinessCheck, ReadinessReport, ReadyFlag};
-pub use request::{RequestContext, current_request_id};
+pub use request::{
+    RequestContext, RequestObserver, current_request_id, request_id_or_new, set_request_observer,
+};
 pub use source_ip::{SourceIp, source_ip};
 pub use validate::Validator;

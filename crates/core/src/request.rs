@@ -4,11 +4,12 @@
 
 use std::future::{Ready, ready};
 use std::rc::Rc;
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use futures_util::future::LocalBoxFuture;
 use tracing::Instrument;
 
@@ -20,9 +21,35 @@ tokio::task_local! {
     static REQUEST_ID: String;
 }
 
+/// Observes every request without this crate knowing about exporters: the
+/// binary installs one (its telemetry wiring) to link the request span to
+/// the caller's W3C trace and to record request metrics.
+pub trait RequestObserver: Send + Sync + 'static {
+    /// Right after the `http_request` span is created, before it is entered.
+    fn started(&self, span: &tracing::Span, headers: &HeaderMap);
+    /// After the response is built; `route` is the matched pattern.
+    fn finished(&self, method: &str, route: &str, status: u16, elapsed: Duration);
+}
+
+static OBSERVER: OnceLock<Box<dyn RequestObserver>> = OnceLock::new();
+
+/// Installs the process-wide observer; returns false if one already is.
+pub fn set_request_observer(observer: impl RequestObserver) -> bool {
+    OBSERVER.set(Box::new(observer)).is_ok()
+}
+
 /// The id of the request being served by this task, if any.
 pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// The caller's request id when it is sane, else a fresh one. Shared by the
+/// HTTP middleware and the gRPC listener so both accept the same ids.
+pub fn request_id_or_new(supplied: Option<&str>) -> String {
+    supplied
+        .filter(|v| sane_request_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
 /// A client-supplied id is kept when it is a short token of safe characters;
@@ -72,13 +99,11 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let request_id = req
-            .headers()
-            .get(REQUEST_ID_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| sane_request_id(v))
-            .map(str::to_owned)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let request_id = request_id_or_new(
+            req.headers()
+                .get(REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok()),
+        );
         let method = req.method().to_string();
         let span = tracing::info_span!(
             "http_request",
@@ -86,7 +111,11 @@ where
             http.method = %method,
             http.route = tracing::field::Empty,
             http.status = tracing::field::Empty,
+            otel.kind = "server",
         );
+        if let Some(observer) = OBSERVER.get() {
+            observer.started(&span, req.headers());
+        }
         let service = Rc::clone(&self.service);
         let started = Instant::now();
         let fut = async move {
@@ -97,6 +126,9 @@ where
                 .match_pattern()
                 .unwrap_or_else(|| "<unmatched>".to_owned());
             let status = res.status().as_u16();
+            if let Some(observer) = OBSERVER.get() {
+                observer.finished(&method, &route, status, started.elapsed());
+            }
             let span = tracing::Span::current();
             span.record("http.route", route.as_str());
             span.record("http.status", status);
@@ -150,7 +182,74 @@ fn ensure_problem_body(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody
 
 #[cfg(test)]
 mod tests {
-    use super::sane_request_id;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use actix_web::http::header::HeaderMap;
+    use actix_web::test as atest;
+    use actix_web::{App, HttpResponse, web};
+
+    use super::{RequestContext, RequestObserver, sane_request_id, set_request_observer};
+
+    /// (traceparent seen at start, method, route, status) of one request.
+    type Seen = (Option<String>, String, String, u16);
+    static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
+
+    struct Recorder;
+
+    impl RequestObserver for Recorder {
+        fn started(&self, span: &tracing::Span, headers: &HeaderMap) {
+            assert!(span.metadata().is_none_or(|m| m.name() == "http_request"));
+            let tp = headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            SEEN.lock()
+                .unwrap()
+                .push((tp, String::new(), String::new(), 0));
+        }
+        fn finished(&self, method: &str, route: &str, status: u16, _elapsed: Duration) {
+            let mut seen = SEEN.lock().unwrap();
+            let last = seen.last_mut().unwrap();
+            last.1 = method.to_owned();
+            last.2 = route.to_owned();
+            last.3 = status;
+        }
+    }
+
+    #[actix_web::test]
+    async fn the_observer_sees_headers_route_pattern_and_status() {
+        assert!(set_request_observer(Recorder));
+        assert!(!set_request_observer(Recorder), "installed once");
+        let app =
+            atest::init_service(App::new().wrap(RequestContext).service(
+                web::resource("/items/{id}").get(|| async { HttpResponse::Ok().finish() }),
+            ))
+            .await;
+        let req = atest::TestRequest::get()
+            .uri("/items/42")
+            .insert_header((
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ))
+            .to_request();
+        assert_eq!(atest::call_service(&app, req).await.status(), 200);
+        let req = atest::TestRequest::get().uri("/nowhere").to_request();
+        assert_eq!(atest::call_service(&app, req).await.status(), 404);
+        let seen = SEEN.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
+                    "GET".to_owned(),
+                    "/items/{id}".to_owned(),
+                    200
+                ),
+                (None, "GET".to_owned(), "<unmatched>".to_owned(), 404),
+            ]
+        );
+    }
 
     #[test]
     fn request_id_sanity() {

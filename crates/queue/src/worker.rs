@@ -38,6 +38,15 @@ pub async fn run_periodic<F, Fut, E>(
         let span = tracing::info_span!("worker_batch", worker = name);
         let outcome = batch().instrument(span.clone()).await;
         let elapsed = started.elapsed();
+        galaxy_telemetry::record_worker_batch(
+            name,
+            match &outcome {
+                Ok(o) if o.processed > 0 => "processed",
+                Ok(_) => "idle",
+                Err(_) => "failed",
+            },
+            elapsed,
+        );
         let again_now = match outcome {
             Ok(o) => {
                 if o.processed > 0 {

@@ -1,38 +1,57 @@
 //! Telemetry for every Galaxy process: JSON log lines on stdout carrying the
-//! `request_id` (and, once tracing export is on, the OpenTelemetry trace and
-//! span ids) of the scope they are written in; panics to stderr; and the
-//! `email_hash` used wherever a module would otherwise log an address.
+//! `request_id`, `otel_trace_id` and `otel_span_id` of the scope they are
+//! written in; traces and metrics exported per configuration (OTLP, stdout,
+//! Prometheus scrape, or none); panics to stderr; and the `email_hash` used
+//! wherever a module would otherwise log an address.
+//!
+//! The binary calls [`Telemetry::install`] once and keeps the returned
+//! [`TelemetryGuard`] until shutdown. Modules record metrics through
+//! [`record_http_request`], [`record_worker_batch`] and [`register_gauge`].
 
 mod json;
+mod metrics;
 mod pii;
+mod pipeline;
+mod propagation;
+mod stdout;
 
 use std::io::Write;
 
+use opentelemetry::trace::TracerProvider as _;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::{EnvFilter, Registry};
 
 pub use json::JsonLogLayer;
+pub use metrics::{
+    GaugeObserver, meter, metrics_enabled, record_http_request, record_worker_batch,
+    register_cache_size, register_gauge,
+};
 pub use pii::email_hash;
+pub use pipeline::{
+    MetricsExporter, PrometheusScrape, Telemetry, TelemetryError, TelemetryGuard,
+    TelemetrySettings, TracesExporter, service_name_from_env,
+};
+pub use propagation::{current_traceparent, job_span, set_remote_parent};
 
-/// Installs the global subscriber: `RUST_LOG` filter (default `info`) and
-/// JSON lines to `writer`. Tests pass a buffer; binaries pass `std::io::stdout`.
-pub fn init<W>(filter: &str, writer: W) -> Result<(), tracing::subscriber::SetGlobalDefaultError>
+/// Installs the global subscriber with logs only (nothing exported):
+/// `RUST_LOG` filter (default `info`) and JSON lines to `writer`. Log lines
+/// still carry trace and span ids. Binaries use [`Telemetry::install`].
+pub fn init<W>(filter: &str, writer: W) -> Result<TelemetryGuard, TelemetryError>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    tracing::subscriber::set_global_default(subscriber(filter, writer))
+    Telemetry::new(TelemetrySettings::logs_only(filter)).install(writer)
 }
 
-/// The subscriber `init` installs, for scoped use (`with_default`) in tests.
+/// A logs-only subscriber like `init`'s, for scoped use (`with_default`) in
+/// tests. Spans get trace ids from a local, non-exporting tracer.
 pub fn subscriber<W>(filter: &str, writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    Registry::default()
-        .with(filter)
-        .with(JsonLogLayer::new(writer))
+    let tracer = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .build()
+        .tracer("galaxy");
+    pipeline::build_subscriber(filter, writer, tracer)
 }
 
 /// Writes panics (message, location, backtrace) to stderr, then lets the
