@@ -1,9 +1,9 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Path of a workspace binary built beside the running test executable.
@@ -26,6 +26,31 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// The project's GeoIP fixture (`galaxy_geo::fixture`) as a file: written
+/// once per test process, the default `BACKEND_GEOIP_DB_PATH`.
+///
+/// The bytes are reproducible, so the file is named after their checksum and
+/// shared by every test process: one file in the temp dir, however many runs,
+/// written under a private name and renamed into place so no process ever
+/// reads a half-written one.
+pub fn geoip_fixture() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let bytes = galaxy_geo::fixture::bytes().expect("build the GeoIP fixture");
+        // FNV-1a: only names the file, no security meaning.
+        let sum = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        let path = std::env::temp_dir().join(format!("galaxy-geoip-fixture-{sum:016x}.mmdb"));
+        if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
+            let partial = path.with_extension(format!("{}.partial", std::process::id()));
+            std::fs::write(&partial, &bytes).expect("write the GeoIP fixture");
+            std::fs::rename(&partial, &path).expect("move the GeoIP fixture into place");
+        }
+        path
+    })
 }
 
 /// Environment for a backend process; defaults suit a test.
@@ -55,10 +80,14 @@ impl BackendBuilder {
             ("BACKEND_SMTP_PORT", free_port().to_string()),
             ("BACKEND_SMTP_TLS_MODE", "none".to_owned()),
             ("BACKEND_SMTP_FROM", "galaxy@example.test".to_owned()),
-            ("BACKEND_GEOIP_DB_PATH", "/nonexistent.mmdb".to_owned()),
+            (
+                "BACKEND_GEOIP_DB_PATH",
+                geoip_fixture().display().to_string(),
+            ),
             ("BACKEND_OTEL_TRACES_EXPORTER", "none".to_owned()),
             ("BACKEND_OTEL_METRICS_EXPORTER", "none".to_owned()),
             ("BACKEND_SHUTDOWN_TIMEOUT", "5s".to_owned()),
+            ("BACKEND_DOCKER_NETWORK", unique_network_name()),
             ("RUST_LOG", "info".to_owned()),
         ] {
             env.insert(k.to_owned(), v);
@@ -116,6 +145,7 @@ impl BackendBuilder {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         pump(child.stdout.take().expect("stdout"), Arc::clone(&stdout));
         pump(child.stderr.take().expect("stderr"), Arc::clone(&stderr));
+        network_acquire(&self.env["BACKEND_DOCKER_NETWORK"]);
         let http: SocketAddr = self.env["BACKEND_HTTP_LISTEN_ADDR"].parse().expect("addr");
         let grpc: SocketAddr = self.env["BACKEND_GRPC_LISTEN_ADDR"].parse().expect("addr");
         Backend {
@@ -127,6 +157,54 @@ impl BackendBuilder {
             client: reqwest::Client::new(),
             builder_env: self.env,
         }
+    }
+}
+
+/// Each builder gets its own engine network, so parallel tests never see
+/// (or reconcile away) each other's engine containers.
+fn unique_network_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "galaxy-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Live backends per engine network (a restarted backend shares its network).
+fn networks() -> &'static Mutex<BTreeMap<String, usize>> {
+    static NETWORKS: std::sync::OnceLock<Mutex<BTreeMap<String, usize>>> =
+        std::sync::OnceLock::new();
+    NETWORKS.get_or_init(Default::default)
+}
+
+fn network_acquire(name: &str) {
+    *networks()
+        .lock()
+        .unwrap()
+        .entry(name.to_owned())
+        .or_default() += 1;
+}
+
+/// The last backend using a network removes it (the backend creates it at
+/// boot when a Docker daemon answers; without one this is a no-op).
+fn network_release(name: &str) {
+    let mut map = networks().lock().unwrap();
+    let last = match map.get_mut(name) {
+        Some(n) => {
+            *n -= 1;
+            *n == 0
+        }
+        None => false,
+    };
+    if last {
+        map.remove(name);
+        let _ = Command::new("docker")
+            .args(["network", "rm", name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -282,6 +360,9 @@ impl Drop for Backend {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             self.kill_hard();
+        }
+        if let Some(network) = self.builder_env.get("BACKEND_DOCKER_NETWORK") {
+            network_release(network);
         }
     }
 }

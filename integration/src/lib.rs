@@ -7,4 +7,4 @@
 
 mod backend;
 
-pub use backend::{Backend, BackendBuilder, binary_path, free_port};
+pub use backend::{Backend, BackendBuilder, binary_path, free_port, geoip_fixture};

@@ -116,6 +116,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "exponential backoff upper bound",
     ),
     (
+        "BACKEND_MAIL_CLAIM_LEASE",
+        "5m",
+        "how long a claimed delivery stays invisible to other workers; a row claimed by a process that died is due again after it",
+    ),
+    (
         "BACKEND_NOTIFICATION_WORKER_INTERVAL",
         "5s",
         "route scan period",
@@ -266,6 +271,7 @@ pub struct MailConfig {
     pub max_attempts: u32,
     pub retry_base: Duration,
     pub retry_max: Duration,
+    pub claim_lease: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -419,6 +425,7 @@ impl Config {
             max_attempts: r.count("BACKEND_MAIL_MAX_ATTEMPTS")?,
             retry_base: r.duration("BACKEND_MAIL_RETRY_BASE")?,
             retry_max: r.duration("BACKEND_MAIL_RETRY_MAX")?,
+            claim_lease: r.duration("BACKEND_MAIL_CLAIM_LEASE")?,
         };
         if mail.retry_max < mail.retry_base {
             return Err(ConfigError::new(

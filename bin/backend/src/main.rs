@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use galaxy_backend::config::Config;
-use galaxy_backend::serve;
+use galaxy_backend::{serve, telemetry};
 use galaxy_core::env::Env;
 
 const USAGE: &str = "usage: galaxy-backend [serve|migrate|check-config]\n\
@@ -34,19 +34,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Opened (and verified end to end) before anything else, so a missing or
+    // corrupt database is a configuration error, never a failure mid-request.
+    let geo = match galaxy_geo::GeoIp::open(&config.geoip.db_path) {
+        Ok(geo) => geo,
+        Err(e) => {
+            eprintln!("configuration error: BACKEND_GEOIP_DB_PATH: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if command == "check-config" {
         return ExitCode::SUCCESS;
     }
 
     galaxy_telemetry::install_panic_hook();
-    if let Err(e) = galaxy_telemetry::init(&config.log_filter, std::io::stdout) {
-        eprintln!("cannot install the log subscriber: {e}");
-        return ExitCode::FAILURE;
-    }
-    for name in Config::unknown_variables(&env) {
-        tracing::warn!(variable = %name, "unknown BACKEND_* variable ignored");
-    }
-
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -57,12 +58,59 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Exporters are built inside the runtime (the OTLP channel's task lives
+    // on it); `migrate` only logs.
+    let settings = match command.as_str() {
+        "migrate" => galaxy_telemetry::TelemetrySettings::logs_only(&config.log_filter),
+        _ => telemetry::settings(&config),
+    };
+    let installed = {
+        let _rt = runtime.enter();
+        galaxy_telemetry::Telemetry::new(settings).install(std::io::stdout)
+    };
+    let telemetry_guard = match installed {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("cannot install telemetry: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    galaxy_core::set_request_observer(telemetry::HttpObserver);
+    for name in Config::unknown_variables(&env) {
+        tracing::warn!(variable = %name, "unknown BACKEND_* variable ignored");
+    }
+
+    let shutdown_timeout = config.shutdown_timeout;
+    let clock = {
+        let _rt = runtime.enter();
+        telemetry::ShutdownClock::watch()
+    };
     let result = runtime.block_on(async {
         match command.as_str() {
             "migrate" => serve::migrate_only(&config).await,
-            _ => serve::serve(config).await,
+            _ => {
+                let scrape = match telemetry_guard.prometheus() {
+                    Some(scrape) => Some(telemetry::serve_scrape(
+                        config.otel.prometheus_listen,
+                        scrape,
+                    )?),
+                    None => None,
+                };
+                let served = serve::serve(config, geo).await;
+                if let Some(handle) = scrape {
+                    handle.stop(false).await;
+                }
+                served
+            }
         }
     });
+    // Flush spans and metrics while the runtime (and the OTLP channel on
+    // it) is still alive; bounded so an unreachable collector cannot hold
+    // the exit.
+    let flush_bound = clock.flush_bound(shutdown_timeout);
+    if !telemetry_guard.shutdown(flush_bound) {
+        eprintln!("telemetry flush did not finish within {flush_bound:?}; pending data dropped");
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

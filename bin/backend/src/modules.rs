@@ -9,34 +9,270 @@
 //!
 //! The OpenAPI document of each module is merged in `openapi.rs`.
 
+use std::sync::Arc;
+
 use actix_web::web;
-use galaxy_core::Readiness;
+use galaxy_core::{Readiness, ReadyFlag};
 use galaxy_db::Pool;
+use galaxy_notification::{
+    NotificationService, NotificationSettings, PgNotificationService, PushGrpc, PushHub,
+};
+
+use crate::adapters::{
+    Accounts, LobbyNotifications, LobbyRuntime, RuntimeReactions, UserDeletedFanout,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, ImagePullPolicy, SmtpTlsMode};
+
+/// How often the per-request country counters are written (one upsert).
+const COUNTER_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Every module's services; cheap to clone (one per HTTP worker).
 #[derive(Clone)]
 pub struct Modules {
     #[allow(dead_code)] // used by the modules as they are composed here
     pool: Pool,
+    notification: Arc<PgNotificationService>,
+    runtime: galaxy_runtime::Runtime,
+    /// The GeoIP database opened at start (declared country at sign-up).
+    geo: galaxy_geo::GeoIp,
+    /// Per-request country counters; the user session resolver records.
+    counters: galaxy_geo::CountryCounters,
+    runtime_ready: ReadyFlag,
+    /// Games and memberships; reacts to the runtime through `RuntimeReactions`.
+    lobby: Arc<galaxy_lobby::PgLobby>,
+    /// The mail outbox: admin surface and the delivery worker's settings.
+    mail: Arc<galaxy_mail::PgMailService>,
+    mail_settings: galaxy_mail::Settings,
+    /// Identity: accounts, user sessions (the user session resolver), admins.
+    users: Arc<galaxy_user::PgUserService>,
+    auth: Arc<galaxy_auth::PgAuthService>,
+    admin: Arc<galaxy_admin::PgAdminService>,
+    admin_bootstrap: Option<(String, galaxy_core::env::Secret)>,
+    identity_ready: ReadyFlag,
+}
+
+fn mail_settings(config: &Config) -> galaxy_mail::Settings {
+    let smtp = &config.smtp;
+    let mut s = galaxy_mail::SmtpSettings::new(
+        smtp.host.clone(),
+        smtp.port,
+        match smtp.tls_mode {
+            SmtpTlsMode::StartTls => galaxy_mail::TlsMode::StartTls,
+            SmtpTlsMode::Tls => galaxy_mail::TlsMode::Tls,
+            SmtpTlsMode::None => galaxy_mail::TlsMode::None,
+        },
+        smtp.from.clone(),
+    );
+    s.username = smtp.username.clone();
+    s.password = smtp.password.expose().to_owned();
+    galaxy_mail::Settings {
+        smtp: s,
+        worker: galaxy_mail::WorkerSettings {
+            interval: config.mail.worker_interval,
+            max_attempts: config.mail.max_attempts,
+            retry_base: config.mail.retry_base,
+            retry_max: config.mail.retry_max,
+            lease: config.mail.claim_lease,
+            ..galaxy_mail::WorkerSettings::default()
+        },
+    }
+}
+
+fn runtime_settings(config: &Config) -> galaxy_runtime::RuntimeSettings {
+    galaxy_runtime::RuntimeSettings {
+        docker_host: config.docker.host.clone(),
+        network: config.docker.network.clone(),
+        pull_policy: match config.runtime.image_pull_policy {
+            ImagePullPolicy::IfMissing => galaxy_runtime::PullPolicy::IfMissing,
+            ImagePullPolicy::Always => galaxy_runtime::PullPolicy::Always,
+            ImagePullPolicy::Never => galaxy_runtime::PullPolicy::Never,
+        },
+        start_timeout: config.runtime.start_timeout,
+        reconcile_interval: config.runtime.reconcile_interval,
+        turn_tick_interval: config.runtime.turn_tick_interval,
+        limits: galaxy_runtime::ResourceLimits::default(),
+    }
 }
 
 impl Modules {
-    pub fn build(_config: &Config, pool: Pool, _readiness: &Readiness) -> anyhow::Result<Self> {
-        Ok(Self { pool })
+    pub fn build(
+        config: &Config,
+        pool: Pool,
+        geo: galaxy_geo::GeoIp,
+        readiness: &Readiness,
+    ) -> anyhow::Result<Self> {
+        tracing::info!(
+            path = %geo.path().display(),
+            database_type = geo.database_type(),
+            build_epoch = geo.build_epoch(),
+            "GeoIP database opened"
+        );
+        let counters = galaxy_geo::CountryCounters::new(geo.clone());
+        let users = Arc::new(galaxy_user::PgUserService::new(pool.clone()));
+        let notification = Arc::new(PgNotificationService::new(
+            pool.clone(),
+            PushHub::new(),
+            Arc::new(Accounts(users.clone())),
+            NotificationSettings::new(
+                config.notification.worker_interval,
+                config.notification.max_attempts,
+                config.notification.admin_email.clone(),
+            ),
+        ));
+        // Runtime and lobby react to each other: the runtime's events are
+        // bound to the lobby once both exist.
+        let reactions = Arc::new(RuntimeReactions::default());
+        let runtime =
+            galaxy_runtime::Runtime::new(pool.clone(), runtime_settings(config), reactions.clone())
+                .map_err(|e| anyhow::anyhow!("BACKEND_DOCKER_HOST: {e}"))?;
+        let runtime_service: Arc<dyn galaxy_runtime::RuntimeService> = Arc::new(runtime.clone());
+        let lobby = galaxy_lobby::PgLobby::new(
+            pool.clone(),
+            Arc::new(LobbyRuntime(runtime_service.clone())),
+            Arc::new(LobbyNotifications(notification.clone())),
+            Arc::new(Accounts(users.clone())),
+            readiness.flag("lobby_cache"),
+        );
+        let _ = reactions.lobby.set(lobby.clone());
+        let _ = reactions.runtime.set(runtime_service);
+        let _ = reactions.notifications.set(notification.clone());
+        let mail_settings = mail_settings(config);
+        // Fails fast on a From address mail-send cannot use.
+        galaxy_mail::Mailer::new(&mail_settings.smtp)
+            .map_err(|e| anyhow::anyhow!("BACKEND_SMTP_FROM / TLS client: {e}"))?;
+        let mail = Arc::new(galaxy_mail::PgMailService::new(pool.clone()));
+        let auth = Arc::new(galaxy_auth::PgAuthService::new(
+            pool.clone(),
+            users.clone(),
+            geo.clone(),
+            counters.clone(),
+            galaxy_auth::AuthSettings {
+                session_ttl: config.auth.session_ttl,
+                code_ttl: config.auth.code_ttl,
+                email_code_limit: config.auth.email_code_limit,
+                ip_code_limit: config.auth.ip_code_limit,
+            },
+        ));
+        // Auth listens first: other listeners see the sessions already revoked.
+        galaxy_user::UserService::add_listener(users.as_ref(), auth.clone());
+        galaxy_user::UserService::add_listener(
+            users.as_ref(),
+            Arc::new(UserDeletedFanout {
+                notifications: notification.clone(),
+                lobby: lobby.clone(),
+            }),
+        );
+        let admin = Arc::new(galaxy_admin::PgAdminService::new(
+            pool.clone(),
+            users.clone(),
+            auth.clone(),
+            galaxy_admin::AdminSettings {
+                session_ttl: config.admin.session_ttl,
+                login_limit: config.admin.login_limit,
+            },
+        ));
+        Ok(Self {
+            users,
+            auth,
+            admin,
+            admin_bootstrap: config
+                .admin
+                .bootstrap_user
+                .clone()
+                .map(|u| (u, config.admin.bootstrap_password.clone())),
+            identity_ready: readiness.flag("identity_caches"),
+            mail,
+            mail_settings,
+            pool,
+            notification,
+            runtime,
+            geo,
+            counters,
+            runtime_ready: readiness.flag("runtime_cache"),
+            lobby,
+        })
+    }
+
+    /// The notification service other modules submit through (lobby,
+    /// runtime) and react with (user deletion).
+    pub fn notifications(&self) -> Arc<dyn NotificationService> {
+        self.notification.clone()
+    }
+
+    /// The gRPC push service for the listener; `shutdown` ends open streams.
+    pub fn push_service(
+        &self,
+        push_token: &str,
+        shutdown: CancellationToken,
+    ) -> galaxy_notification::proto::push_server::PushServer<PushGrpc> {
+        PushGrpc::new(self.notification.hub().clone(), push_token, shutdown).into_server()
+    }
+
+    /// The GeoIP database (country of a source address).
+    pub fn geo(&self) -> &galaxy_geo::GeoIp {
+        &self.geo
+    }
+
+    /// The per-request country counters (`record` on every authenticated request).
+    pub fn country_counters(&self) -> &galaxy_geo::CountryCounters {
+        &self.counters
     }
 
     /// Runs once migrations are applied; `/api/*` opens when it returns.
     pub async fn warm(&self) -> anyhow::Result<()> {
+        self.users.warm().await?;
+        self.auth.warm().await?;
+        let bootstrap = self
+            .admin_bootstrap
+            .as_ref()
+            .map(|(u, p)| (u.as_str(), p.expose()));
+        self.admin.warm(bootstrap).await?;
+        self.identity_ready.set_ready();
+        self.runtime.warm().await?;
+        self.runtime_ready.set_ready();
+        self.lobby.warm().await?;
         Ok(())
     }
 
-    pub fn configure(&self, _cfg: &mut web::ServiceConfig) {}
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        let user_resolver: Arc<dyn galaxy_core::UserSessionResolver> = self.auth.clone();
+        let admin_resolver: Arc<dyn galaxy_core::AdminSessionResolver> = self.admin.clone();
+        let users: Arc<dyn galaxy_user::UserService> = self.users.clone();
+        let auth: Arc<dyn galaxy_auth::AuthService> = self.auth.clone();
+        let admin: Arc<dyn galaxy_admin::AdminService> = self.admin.clone();
+        cfg.app_data(web::Data::from(user_resolver))
+            .app_data(web::Data::from(admin_resolver))
+            .app_data(web::Data::from(users))
+            .app_data(web::Data::from(auth))
+            .app_data(web::Data::from(admin))
+            .configure(galaxy_auth::configure)
+            .configure(galaxy_user::configure)
+            .configure(galaxy_admin::configure);
+        galaxy_notification::configure(cfg, self.notification.clone());
+        let runtime: Arc<dyn galaxy_runtime::RuntimeService> = Arc::new(self.runtime.clone());
+        galaxy_runtime::configure(cfg, runtime);
+        galaxy_mail::configure(cfg, self.mail.clone());
+        galaxy_lobby::configure(cfg, self.lobby.clone());
+    }
 
-    pub fn spawn_workers(&self, _shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
-        Vec::new()
+    pub fn spawn_workers(&self, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+        let mut workers = vec![self.notification.spawn_worker(shutdown.clone())];
+        workers.push(self.auth.spawn_flusher(shutdown.clone()));
+        workers.extend(self.runtime.spawn_workers(shutdown));
+        workers.push(self.counters.spawn_flusher(
+            self.pool.clone(),
+            COUNTER_FLUSH_INTERVAL,
+            shutdown.clone(),
+        ));
+        match galaxy_mail::Worker::new(self.pool.clone(), self.mail_settings.clone()) {
+            Ok(worker) => workers.push(worker.spawn(shutdown.clone())),
+            // Checked in `build`; kept as a log line rather than a panic.
+            Err(e) => tracing::error!(error = %e, "mail worker not started"),
+        }
+        workers.extend(crate::gauges::spawn(self.pool.clone(), shutdown.clone()));
+        workers
     }
 }

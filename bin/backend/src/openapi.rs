@@ -31,7 +31,15 @@ impl utoipa::Modify for BearerSchemes {
 
 /// The whole document.
 pub fn document() -> utoipa::openapi::OpenApi {
-    BaseDoc::openapi()
+    let mut doc = BaseDoc::openapi();
+    doc.merge(galaxy_auth::openapi());
+    doc.merge(galaxy_user::openapi());
+    doc.merge(galaxy_admin::openapi());
+    doc.merge(galaxy_notification::openapi());
+    doc.merge(galaxy_runtime::openapi());
+    doc.merge(galaxy_mail::openapi());
+    doc.merge(galaxy_lobby::openapi());
+    doc
 }
 
 async fn openapi_json(doc: web::Data<String>) -> HttpResponse {

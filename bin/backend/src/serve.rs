@@ -26,7 +26,7 @@ pub async fn migrate_only(config: &Config) -> anyhow::Result<()> {
 }
 
 /// `galaxy-backend serve`.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config, geo: galaxy_geo::GeoIp) -> anyhow::Result<()> {
     if config.smtp.tls_mode == SmtpTlsMode::None {
         tracing::warn!(
             "BACKEND_SMTP_TLS_MODE=none: mail is sent in plaintext; use only for local development"
@@ -48,7 +48,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // the API answers 503 rather than guessing from empty caches.
     let booted = readiness.flag("boot");
 
-    let modules = Modules::build(&config, pool.clone(), &readiness)?;
+    let modules = Modules::build(&config, pool.clone(), geo, &readiness)?;
 
     let grpc = GrpcListener::bind(config.grpc.listen).await?;
     let grpc_addr = grpc.local_addr()?;
@@ -78,7 +78,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(http = ?http_addr, grpc = %grpc_addr, "listening");
 
     let mut http_task = tokio::spawn(http);
-    let mut grpc_task = tokio::spawn(grpc.serve(grpc_bound, shutdown.clone()));
+    let push = modules.push_service(config.grpc.push_token.expose(), shutdown.clone());
+    let mut grpc_task = tokio::spawn(grpc.serve(push, grpc_bound, shutdown.clone()));
     let mut boot_task = tokio::spawn(boot(
         config.clone(),
         modules.clone(),
@@ -108,9 +109,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
 
-    shutdown.cancel();
     let drain = async {
+        // In-flight requests finish first; only then do workers stop, so
+        // their final flushes (country counters, session last-seen) include
+        // every request that was answered.
         http_handle.stop(true).await;
+        shutdown.cancel();
         if booting && let Ok(Ok(handles)) = boot_task.await {
             workers = handles;
         }
@@ -126,6 +130,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .is_err()
     {
         tracing::warn!(timeout = ?config.shutdown_timeout, "shutdown bound reached; exiting anyway");
+        shutdown.cancel();
     }
     tracing::info!("stopped");
     outcome

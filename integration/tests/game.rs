@@ -1,0 +1,518 @@
+//! Issue 6 end to end through the real backend, the real Docker daemon and
+//! the reference engine image: players create, join and start a game; the
+//! engine container runs; orders and a forced turn change the report; players
+//! are notified; a killed engine is restarted by the reconciler with its turn.
+
+use std::process::Command;
+use std::time::Duration;
+
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::RunQueryDsl;
+use galaxy_integration::{Backend, BackendBuilder};
+use galaxy_notification::proto::SubscribeRequest;
+use galaxy_notification::proto::push_client::PushClient;
+use galaxy_testdb::TestDb;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-push-token-0123456789";
+const ADMIN_PASSWORD: &str = "an-admin-password-for-tests";
+const IMAGE: &str = "galaxy/game:integration";
+
+fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI is needed for the game tests")
+}
+
+/// The engine image, built once if missing. No Docker → the test fails.
+fn ensure_engine_image() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        assert!(
+            docker(&["info"]).status.success(),
+            "no Docker daemon answers: the game tests need one"
+        );
+        if !docker(&["image", "inspect", IMAGE]).status.success() {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/engine/build-image.sh");
+            let out = Command::new(script).arg("integration").output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    });
+}
+
+/// Removes a game's engine container and volume, also when the test fails.
+struct EngineGuard(String);
+
+impl Drop for EngineGuard {
+    fn drop(&mut self) {
+        let name = galaxy_runtime::container_name(self.0.parse().unwrap());
+        let volume = galaxy_runtime::volume_name(self.0.parse().unwrap());
+        let _ = docker(&["rm", "-f", &name]);
+        let _ = docker(&["volume", "rm", "-f", &volume]);
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Body {
+    #[diesel(sql_type = Text)]
+    body_text: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn call(
+    b: &Backend,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut r = b.client.request(method, b.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        r = r.json(&body);
+    }
+    r.send().await.unwrap()
+}
+
+async fn json_of(r: reqwest::Response, status: u16) -> Value {
+    let got = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(got, status, "{body}");
+    body
+}
+
+async fn sign_in(b: &Backend, db: &TestDb, email: &str) -> (String, String) {
+    let r = b
+        .client
+        .post(b.url("/api/v1/auth/email-code"))
+        .json(&json!({ "email": email }))
+        .send()
+        .await
+        .unwrap();
+    let challenge = json_of(r, 202).await;
+    let mut conn = db.pool().get().await.unwrap();
+    let mail: Body = diesel::sql_query(
+        "SELECT body_text FROM mail_deliveries WHERE to_address = $1 AND kind = 'auth.login_code' ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind::<Text, _>(email)
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    let code: String = mail
+        .body_text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_owned();
+    let r = b
+        .client
+        .post(b.url("/api/v1/auth/email-code/verify"))
+        .json(&json!({ "challenge_id": challenge["challenge_id"], "code": code }))
+        .send()
+        .await
+        .unwrap();
+    let body = json_of(r, 200).await;
+    (
+        body["token"].as_str().unwrap().to_owned(),
+        body["account"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    let mut conn = db.pool().get().await.unwrap();
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut conn)
+        .await
+        .unwrap()
+        .n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
+    ensure_engine_image();
+    let db = TestDb::new();
+    let mut backend = BackendBuilder::new(&db.dsn())
+        .env("BACKEND_PUSH_TOKEN", TOKEN)
+        .env("BACKEND_ADMIN_BOOTSTRAP_USER", "admin")
+        .env("BACKEND_ADMIN_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD)
+        .env("BACKEND_RUNTIME_TURN_TICK_INTERVAL", "500ms")
+        .env("BACKEND_RUNTIME_RECONCILE_INTERVAL", "2s")
+        .env("BACKEND_RUNTIME_START_TIMEOUT", "30s")
+        .env("BACKEND_NOTIFICATION_WORKER_INTERVAL", "500ms")
+        .spawn();
+    backend.wait_ready(Duration::from_secs(15)).await;
+    let b = &backend;
+
+    // A gateway subscribed to the push stream sees every player event.
+    let grpc = b.env("BACKEND_GRPC_LISTEN_ADDR").unwrap().to_owned();
+    let mut client = PushClient::connect(format!("http://{grpc}")).await.unwrap();
+    let mut req = tonic::Request::new(SubscribeRequest {
+        gateway_id: "game-test".into(),
+    });
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let mut stream = client.subscribe(req).await.unwrap().into_inner();
+
+    // The admin registers the engine version.
+    let r = b
+        .client
+        .post(b.url("/api/v1/admin/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let admin = json_of(r, 200).await["token"].as_str().unwrap().to_owned();
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        "/api/v1/admin/engine-versions",
+        &admin,
+        Some(json!({"version": "1.0.0", "image": IMAGE})),
+    )
+    .await;
+    json_of(r, 201).await;
+
+    let (alice, alice_id) = sign_in(b, &db, "alice@example.test").await;
+    let (bob, bob_id) = sign_in(b, &db, "bob@example.test").await;
+    let (carol, _) = sign_in(b, &db, "carol@example.test").await;
+
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        "/api/v1/lobby/games",
+        &alice,
+        Some(json!({
+            "name": "First contact", "race_name": "Vega", "min_players": 2, "max_players": 4,
+            "turn_interval_seconds": 3600
+        })),
+    )
+    .await;
+    let game = json_of(r, 201).await;
+    let id = game["id"].as_str().unwrap().to_owned();
+    let _engine = EngineGuard(id.clone());
+    assert_eq!(
+        game["engine_version"], "1.0.0",
+        "defaults to the newest active version"
+    );
+
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        &format!("/api/v1/lobby/games/{id}/join"),
+        &bob,
+        Some(json!({"race_name": "Sol"})),
+    )
+    .await;
+    json_of(r, 200).await;
+    // Only the owner starts.
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        &format!("/api/v1/lobby/games/{id}/start"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        &format!("/api/v1/lobby/games/{id}/start"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+
+    b.eventually(Duration::from_secs(60), "game running", || async {
+        let r = call(
+            b,
+            reqwest::Method::GET,
+            &format!("/api/v1/lobby/games/{id}"),
+            &alice,
+            None,
+        )
+        .await;
+        r.json::<Value>().await.unwrap()["status"] == "running"
+    })
+    .await;
+
+    // The container: name, labels, network and the /data volume.
+    let name = format!("galaxy-game-{id}");
+    let inspect: Value = serde_json::from_slice(&docker(&["inspect", &name]).stdout).unwrap();
+    let c = &inspect[0];
+    assert_eq!(c["State"]["Running"], true);
+    assert_eq!(c["Config"]["Labels"]["galaxy.backend"], "1");
+    assert_eq!(c["Config"]["Labels"]["galaxy.game_id"], id.as_str());
+    assert_eq!(c["Config"]["Labels"]["galaxy.engine_version"], "1.0.0");
+    let network = b.env("BACKEND_DOCKER_NETWORK").unwrap();
+    assert!(
+        c["NetworkSettings"]["Networks"][network].is_object(),
+        "on {network}"
+    );
+    assert!(
+        c["Mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["Type"] == "volume" && m["Destination"] == "/data"),
+        "a named volume on /data"
+    );
+
+    // Both players were told: a push event each, and a mail each.
+    let mut started_for = std::collections::BTreeSet::new();
+    while started_for.len() < 2 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if ev.kind == "lobby.game_started" {
+            started_for.insert(ev.account_id.clone());
+        }
+    }
+    assert_eq!(
+        started_for,
+        [alice_id.clone(), bob_id.clone()].into_iter().collect()
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) AS n FROM mail_deliveries WHERE kind = 'lobby.game_started' AND to_address IN ('alice@example.test','bob@example.test')").await,
+        2
+    );
+
+    // Game routes: members only; the engine validates orders.
+    let r = call(
+        b,
+        reqwest::Method::GET,
+        &format!("/api/v1/games/{id}/report"),
+        &carol,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        &format!("/api/v1/games/{id}/orders"),
+        &alice,
+        Some(json!({"orders": [{"type": "build_ships", "count": 11}]})),
+    )
+    .await;
+    let problem = json_of(r, 400).await;
+    assert!(
+        !problem["detail"].as_str().unwrap().is_empty(),
+        "the engine's reason"
+    );
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        &format!("/api/v1/games/{id}/orders"),
+        &alice,
+        Some(json!({"orders": [{"type": "build_ships", "count": 3}]})),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        &format!("/api/v1/games/{id}/orders"),
+        &bob,
+        Some(json!({"orders": [{"type": "raise_industry"}]})),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let report = json_of(
+        call(
+            b,
+            reqwest::Method::GET,
+            &format!("/api/v1/games/{id}/report"),
+            &alice,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        report,
+        json!({"turn": 0, "race": "Vega", "industry": 10, "ships": 0})
+    );
+
+    // Force the next turn: generated within two ticks, rules applied.
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        &format!("/api/v1/admin/runtime/{id}/force-next-turn"),
+        &admin,
+        None,
+    )
+    .await;
+    let op = json_of(r, 202).await;
+    assert!(op["operation_id"].is_string());
+    b.eventually(Duration::from_secs(5), "turn 1", || async {
+        let r = call(
+            b,
+            reqwest::Method::GET,
+            &format!("/api/v1/games/{id}/report"),
+            &alice,
+            None,
+        )
+        .await;
+        r.json::<Value>().await.unwrap()["turn"] == 1
+    })
+    .await;
+    let alice_report = json_of(
+        call(
+            b,
+            reqwest::Method::GET,
+            &format!("/api/v1/games/{id}/report"),
+            &alice,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        alice_report,
+        json!({"turn": 1, "race": "Vega", "industry": 10, "ships": 3})
+    );
+    let bob_report = json_of(
+        call(
+            b,
+            reqwest::Method::GET,
+            &format!("/api/v1/games/{id}/report?turn=1"),
+            &bob,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        bob_report,
+        json!({"turn": 1, "race": "Sol", "industry": 11, "ships": 0})
+    );
+    let mut turn_for = std::collections::BTreeSet::new();
+    while turn_for.len() < 2 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if ev.kind == "runtime.turn_generated" {
+            turn_for.insert(ev.account_id.clone());
+        }
+    }
+    assert_eq!(
+        turn_for,
+        [alice_id.clone(), bob_id.clone()].into_iter().collect()
+    );
+
+    // The flag was consumed once: the next ticks generate nothing early.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let record = json_of(
+        call(
+            b,
+            reqwest::Method::GET,
+            &format!("/api/v1/admin/runtime/{id}"),
+            &admin,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(record["current_turn"], 1);
+    assert_eq!(record["skip_next_wait"], false);
+    let turns = json_of(
+        call(
+            b,
+            reqwest::Method::GET,
+            &format!("/api/v1/games/{id}/turns"),
+            &bob,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        turns
+            .as_array()
+            .map(Vec::len)
+            .or(turns["items"].as_array().map(Vec::len)),
+        Some(1),
+        "{turns}"
+    );
+
+    // docker kill → the reconciler restarts the engine; the turn survives.
+    assert!(docker(&["kill", &name]).status.success());
+    b.eventually(
+        Duration::from_secs(20),
+        "engine restarted by the reconciler",
+        || async {
+            let inspect: Value =
+                serde_json::from_slice(&docker(&["inspect", &name]).stdout).unwrap_or(Value::Null);
+            inspect[0]["State"]["Running"] == true
+        },
+    )
+    .await;
+    b.eventually(Duration::from_secs(20), "report served again", || async {
+        let r = call(
+            b,
+            reqwest::Method::GET,
+            &format!("/api/v1/games/{id}/report"),
+            &alice,
+            None,
+        )
+        .await;
+        r.status() == 200 && r.json::<Value>().await.unwrap()["turn"] == 1
+    })
+    .await;
+
+    // One operation-log row per operation, each with its outcome.
+    let ops = json_of(
+        call(
+            b,
+            reqwest::Method::GET,
+            &format!("/api/v1/admin/runtime/{id}/operations"),
+            &admin,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let items = ops["items"].as_array().unwrap();
+    for kind in ["start", "force_next_turn"] {
+        let op = items
+            .iter()
+            .find(|o| o["operation"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {ops}"));
+        assert_eq!(op["outcome"], "succeeded", "{op}");
+        assert!(op["finished_at"].is_string());
+    }
+    let user_start = items
+        .iter()
+        .find(|o| o["operation"] == "start" && o["actor"] == alice_id.as_str());
+    assert!(
+        user_start.is_some(),
+        "the player's start is logged with the player as actor: {ops}"
+    );
+    assert!(
+        items.iter().any(|o| o["actor"] == "system"),
+        "the reconciler's restart is logged: {ops}"
+    );
+
+    assert!(backend.terminate(Duration::from_secs(15)).success());
+}
