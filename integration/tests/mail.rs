@@ -261,3 +261,52 @@ async fn kill_9_mid_send_then_restart_sends_all_1000_none_lost() {
     );
     second.terminate(Duration::from_secs(15));
 }
+
+/// One request id correlates the HTTP request and the work it enqueued: the
+/// outbox row remembers it and the worker's line for the send names it.
+#[tokio::test(flavor = "multi_thread")]
+async fn enqueued_mail_carries_its_request_id_to_the_worker() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::accepting().unwrap();
+    let mut backend = backend_for(&db, &smtp, "200ms")
+        .env("RUST_LOG", "info,galaxy_mail=debug")
+        .spawn();
+    backend.wait_ready(Duration::from_secs(60)).await;
+    let r = backend
+        .client
+        .post(backend.url("/api/v1/auth/email-code"))
+        .header("X-Request-Id", "req-correlate-42")
+        .json(&json!({"email": "trace@example.test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+
+    let mut c = db.pool().get().await.unwrap();
+    let origin: Option<String> = mail_deliveries::table
+        .filter(mail_deliveries::to_address.eq("trace@example.test"))
+        .select(mail_deliveries::origin_request_id)
+        .get_result(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(origin.as_deref(), Some("req-correlate-42"));
+
+    backend
+        .eventually(
+            Duration::from_secs(5),
+            "the worker's line names the request",
+            || async {
+                backend.logs().iter().any(|l| {
+                    l["message"] == "mail sent" && l["origin_request_id"] == "req-correlate-42"
+                })
+            },
+        )
+        .await;
+    // The request's own access line carries the same id.
+    assert!(
+        backend
+            .logs()
+            .iter()
+            .any(|l| l["message"] == "request" && l["request_id"] == "req-correlate-42")
+    );
+}

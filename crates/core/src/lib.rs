@@ -26,6 +26,7 @@ pub use problem::{ApiError, FieldError, Problem};
 pub use readiness::{Readiness, ReadinessCheck, ReadinessReport, ReadyFlag};
 pub use request::{
     RequestContext, RequestObserver, current_request_id, request_id_or_new, set_request_observer,
+    with_request_id,
 };
 pub use source_ip::{SourceIp, source_ip};
 pub use validate::Validator;

@@ -43,6 +43,19 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// Runs `fut` with `request_id` as its request id: for work a request hands
+/// to another task (which does not inherit the task-local), so its logs and
+/// the rows it enqueues still carry the request's id.
+pub async fn with_request_id<F: std::future::Future>(
+    request_id: Option<String>,
+    fut: F,
+) -> F::Output {
+    match request_id {
+        Some(id) => REQUEST_ID.scope(id, fut).await,
+        None => fut.await,
+    }
+}
+
 /// The caller's request id when it is sane, else a fresh one. Shared by the
 /// HTTP middleware and the gRPC listener so both accept the same ids.
 pub fn request_id_or_new(supplied: Option<&str>) -> String {

@@ -27,10 +27,11 @@ struct NewDeliveryRow<'a> {
     body_text: &'a str,
     body_html: Option<&'a str>,
     notification_route_id: Option<Uuid>,
+    origin_request_id: Option<&'a str>,
 }
 
 impl NewMail {
-    fn row(&self, id: Uuid) -> NewDeliveryRow<'_> {
+    fn row<'a>(&'a self, id: Uuid, origin_request_id: Option<&'a str>) -> NewDeliveryRow<'a> {
         NewDeliveryRow {
             id,
             kind: &self.kind,
@@ -39,6 +40,7 @@ impl NewMail {
             body_text: &self.body_text,
             body_html: self.body_html.as_deref(),
             notification_route_id: self.notification_route_id,
+            origin_request_id,
         }
     }
 }
@@ -62,7 +64,13 @@ pub async fn enqueue_many(
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = mails.iter().map(|_| galaxy_core::new_id()).collect();
-    let rows: Vec<NewDeliveryRow<'_>> = mails.iter().zip(&ids).map(|(m, id)| m.row(*id)).collect();
+    // The request that caused the mail, for the worker's log lines.
+    let origin = galaxy_core::current_request_id();
+    let rows: Vec<NewDeliveryRow<'_>> = mails
+        .iter()
+        .zip(&ids)
+        .map(|(m, id)| m.row(*id, origin.as_deref()))
+        .collect();
     diesel::insert_into(mail_deliveries::table)
         .values(rows)
         .execute(conn)

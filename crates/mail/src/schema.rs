@@ -16,6 +16,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
+        origin_request_id -> Nullable<Text>,
     }
 }
 

@@ -43,6 +43,9 @@ pub struct Claimed {
     pub cycle_attempts: i32,
     #[diesel(sql_type = Int4)]
     pub attempt_no: i32,
+    /// The request that enqueued the mail (logged with each try).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub origin_request_id: Option<String>,
 }
 
 const CLAIM: &str = "
@@ -58,7 +61,8 @@ WITH due AS (
         cycle_attempts = d.cycle_attempts + 1,
         updated_at = now()
     FROM due WHERE d.id = due.id
-    RETURNING d.id, d.kind, d.to_address, d.subject, d.body_text, d.body_html, d.cycle_attempts
+    RETURNING d.id, d.kind, d.to_address, d.subject, d.body_text, d.body_html, d.cycle_attempts,
+              d.origin_request_id
 ), interrupted AS (
     UPDATE mail_attempts a
     SET finished_at = now(), outcome = 'failed',

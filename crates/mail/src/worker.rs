@@ -205,7 +205,14 @@ impl Worker {
         let failure = match failure {
             None => {
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(delivery_id = %row.id, kind = %row.kind, email_hash = %email_hash, attempt_no = row.attempt_no, "mail sent");
+                tracing::debug!(
+                    delivery_id = %row.id,
+                    kind = %row.kind,
+                    email_hash = %email_hash,
+                    attempt_no = row.attempt_no,
+                    origin_request_id = row.origin_request_id.as_deref(),
+                    "mail sent"
+                );
                 None
             }
             Some(f) => {
@@ -225,6 +232,7 @@ impl Worker {
                     cycle_attempts = row.cycle_attempts,
                     smtp_code = f.code(),
                     permanent,
+                    origin_request_id = row.origin_request_id.as_deref(),
                     "mail delivery failed"
                 );
                 Some(OutcomeFailure {

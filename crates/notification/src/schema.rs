@@ -7,6 +7,7 @@ diesel::table! {
         idempotency_key -> Text,
         payload -> Jsonb,
         created_at -> Timestamptz,
+        origin_request_id -> Nullable<Text>,
     }
 }
 

@@ -229,6 +229,7 @@ impl PgNotificationService {
                 idempotency_key: &intent.idempotency_key,
                 payload: &intent.payload,
                 created_at: now,
+                origin_request_id: galaxy_core::current_request_id(),
             },
         )
         .await?;

@@ -35,6 +35,8 @@ pub struct NewIntent<'a> {
     pub idempotency_key: &'a str,
     pub payload: &'a Value,
     pub created_at: DateTime<Utc>,
+    /// The request that submitted the intent, if any.
+    pub origin_request_id: Option<String>,
 }
 
 /// Inserts the intent unless (kind, idempotency_key) exists. `None` means it

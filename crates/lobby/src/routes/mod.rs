@@ -45,10 +45,13 @@ where
     F: Future<Output = Result<T, crate::LobbyError>> + Send + 'static,
 {
     use tracing::Instrument;
-    tokio::spawn(write.instrument(tracing::Span::current()))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)
+    let request_id = galaxy_core::current_request_id();
+    tokio::spawn(
+        galaxy_core::with_request_id(request_id, write).instrument(tracing::Span::current()),
+    )
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::from)
 }
 
 /// `?status=&page=&page_size=` of the game listings.
