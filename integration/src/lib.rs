@@ -5,6 +5,7 @@
 //! executables (`target/<profile>/`); running this package alone needs
 //! `cargo build --bins` first.
 
+pub mod api;
 mod backend;
 
 pub use backend::{Backend, BackendBuilder, binary_path, free_port, geoip_fixture};

@@ -6,9 +6,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
-use galaxy_integration::{Backend, BackendBuilder};
+use galaxy_integration::BackendBuilder;
+use galaxy_integration::api::{call, json_of, sign_in};
 use galaxy_notification::proto::SubscribeRequest;
 use galaxy_notification::proto::push_client::PushClient;
 use galaxy_testdb::TestDb;
@@ -58,73 +59,9 @@ impl Drop for EngineGuard {
 }
 
 #[derive(diesel::QueryableByName)]
-struct Body {
-    #[diesel(sql_type = Text)]
-    body_text: String,
-}
-
-#[derive(diesel::QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
-}
-
-async fn call(
-    b: &Backend,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut r = b.client.request(method, b.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        r = r.json(&body);
-    }
-    r.send().await.unwrap()
-}
-
-async fn json_of(r: reqwest::Response, status: u16) -> Value {
-    let got = r.status().as_u16();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "{body}");
-    body
-}
-
-async fn sign_in(b: &Backend, db: &TestDb, email: &str) -> (String, String) {
-    let r = b
-        .client
-        .post(b.url("/api/v1/auth/email-code"))
-        .json(&json!({ "email": email }))
-        .send()
-        .await
-        .unwrap();
-    let challenge = json_of(r, 202).await;
-    let mut conn = db.pool().get().await.unwrap();
-    let mail: Body = diesel::sql_query(
-        "SELECT body_text FROM mail_deliveries WHERE to_address = $1 AND kind = 'auth.login_code' ORDER BY created_at DESC LIMIT 1",
-    )
-    .bind::<Text, _>(email)
-    .get_result(&mut conn)
-    .await
-    .unwrap();
-    let code: String = mail
-        .body_text
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .unwrap()
-        .to_owned();
-    let r = b
-        .client
-        .post(b.url("/api/v1/auth/email-code/verify"))
-        .json(&json!({ "challenge_id": challenge["challenge_id"], "code": code }))
-        .send()
-        .await
-        .unwrap();
-    let body = json_of(r, 200).await;
-    (
-        body["token"].as_str().unwrap().to_owned(),
-        body["account"]["id"].as_str().unwrap().to_owned(),
-    )
 }
 
 async fn count(db: &TestDb, sql: &str) -> i64 {

@@ -95,11 +95,7 @@ async fn code_in(conn: &mut AsyncPgConnection, table: &str, email: &str) -> Stri
     .get_result(conn)
     .await
     .unwrap();
-    mail.body_text
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .expect("a 6-digit code in the mail")
-        .to_owned()
+    galaxy_integration::api::code_in_text(&mail.body_text)
 }
 
 async fn code_for(db: &TestDb, email: &str) -> String {
@@ -131,11 +127,7 @@ async fn authed(
     token: &str,
     body: Option<Value>,
 ) -> reqwest::Response {
-    let mut r = b.client.request(method, b.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        r = r.json(&body);
-    }
-    r.send().await.unwrap()
+    galaxy_integration::api::call(b, method, path, token, body).await
 }
 
 async fn get(b: &Backend, path: &str, token: &str) -> reqwest::Response {

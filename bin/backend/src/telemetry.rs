@@ -46,18 +46,7 @@ impl ShutdownClock {
         let clock = Self::default();
         let mark = clock.0.clone();
         tokio::spawn(async move {
-            let term = async {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut s) => {
-                        s.recv().await;
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                () = term => {}
-            }
+            crate::serve::shutdown_signal().await;
             let _ = mark.set(Instant::now());
         });
         clock
