@@ -453,3 +453,118 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
 
     assert!(backend.terminate(Duration::from_secs(15)).success());
 }
+
+/// A start that cannot pull its image: the game goes back to `open` (the
+/// owner may retry), the record is `failed` with the reason, and the admin
+/// is mailed `runtime.image_pull_failed` — through the real adapters.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_start_reopens_the_game_and_mails_the_admin() {
+    assert!(
+        docker(&["info"]).status.success(),
+        "no Docker daemon answers: the game tests need one"
+    );
+    let db = TestDb::new();
+    let mut backend = BackendBuilder::new(&db.dsn())
+        .env("BACKEND_ADMIN_BOOTSTRAP_USER", "admin")
+        .env("BACKEND_ADMIN_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD)
+        .env("BACKEND_RUNTIME_IMAGE_PULL_POLICY", "never")
+        .env("BACKEND_NOTIFICATION_ADMIN_EMAIL", "ops@example.test")
+        .spawn();
+    backend.wait_ready(Duration::from_secs(15)).await;
+    let b = &backend;
+    let r = b
+        .client
+        .post(b.url("/api/v1/admin/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let admin = json_of(r, 200).await["token"].as_str().unwrap().to_owned();
+    let absent = format!("galaxy/absent:{}", std::process::id());
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        "/api/v1/admin/engine-versions",
+        &admin,
+        Some(json!({"version": "ghost", "image": absent})),
+    )
+    .await;
+    json_of(r, 201).await;
+
+    let (alice, _) = sign_in(b, &db, "alice@example.test").await;
+    let (bob, _) = sign_in(b, &db, "bob@example.test").await;
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        "/api/v1/lobby/games",
+        &alice,
+        Some(json!({"name": "Never", "race_name": "Vega", "min_players": 2, "max_players": 2, "turn_interval_seconds": 60})),
+    )
+    .await;
+    let id = json_of(r, 201).await["id"].as_str().unwrap().to_owned();
+    let _engine = EngineGuard(id.clone());
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        &format!("/api/v1/lobby/games/{id}/join"),
+        &bob,
+        Some(json!({"race_name": "Sol"})),
+    )
+    .await;
+    json_of(r, 200).await;
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        &format!("/api/v1/lobby/games/{id}/start"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+
+    b.eventually(Duration::from_secs(20), "game back to open", || async {
+        let r = call(
+            b,
+            reqwest::Method::GET,
+            &format!("/api/v1/lobby/games/{id}"),
+            &alice,
+            None,
+        )
+        .await;
+        r.json::<Value>().await.unwrap()["status"] == "open"
+    })
+    .await;
+    let record = json_of(
+        call(
+            b,
+            reqwest::Method::GET,
+            &format!("/api/v1/admin/runtime/{id}"),
+            &admin,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(record["observed_state"], "failed", "{record}");
+    assert!(
+        !record["last_error"].as_str().unwrap_or_default().is_empty(),
+        "{record}"
+    );
+    b.eventually(Duration::from_secs(10), "admin alert mailed", || async {
+        count(
+            &db,
+            "SELECT count(*) AS n FROM mail_deliveries WHERE kind = 'runtime.image_pull_failed' AND to_address = 'ops@example.test'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    assert!(
+        !docker(&["inspect", &format!("galaxy-game-{id}")])
+            .status
+            .success(),
+        "no container was created"
+    );
+    assert!(backend.terminate(Duration::from_secs(15)).success());
+}

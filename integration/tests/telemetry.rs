@@ -411,6 +411,8 @@ async fn prometheus_scrape_listener_serves_http_metrics_off_the_public_port() {
                     })
                     && text.contains("galaxy_notification_routes{")
                     && text.contains("galaxy_runtime_containers{")
+                    && text.contains(r#"galaxy_cache_entries{cache="accounts""#)
+                    && text.contains(r#"galaxy_cache_entries{cache="games""#)
             },
         )
         .await;

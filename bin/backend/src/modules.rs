@@ -258,6 +258,28 @@ impl Modules {
         galaxy_lobby::configure(cfg, self.lobby.clone());
     }
 
+    /// Cache sizes as gauges (read from memory at each export).
+    fn register_cache_gauges(&self) {
+        let users = self.users.clone();
+        galaxy_telemetry::register_cache_size("accounts", move || users.cached_accounts());
+        let auth = self.auth.clone();
+        galaxy_telemetry::register_cache_size("user_sessions", move || auth.cached_sessions());
+        let admin = self.admin.clone();
+        galaxy_telemetry::register_cache_size("admins", move || admin.cached_counts().0);
+        let admin = self.admin.clone();
+        galaxy_telemetry::register_cache_size("admin_sessions", move || admin.cached_counts().1);
+        let lobby = self.lobby.clone();
+        galaxy_telemetry::register_cache_size("games", move || lobby.cached_games());
+        let runtime = self.runtime.clone();
+        galaxy_telemetry::register_cache_size("runtime_records", move || {
+            galaxy_runtime::RuntimeService::records(&runtime).len()
+        });
+        let runtime = self.runtime.clone();
+        galaxy_telemetry::register_cache_size("engine_versions", move || {
+            galaxy_runtime::RuntimeService::versions(&runtime).len()
+        });
+    }
+
     pub fn spawn_workers(&self, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
         let mut workers = vec![self.notification.spawn_worker(shutdown.clone())];
         workers.push(self.auth.spawn_flusher(shutdown.clone()));
@@ -273,6 +295,7 @@ impl Modules {
             Err(e) => tracing::error!(error = %e, "mail worker not started"),
         }
         workers.extend(crate::gauges::spawn(self.pool.clone(), shutdown.clone()));
+        self.register_cache_gauges();
         workers
     }
 }
