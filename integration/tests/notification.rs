@@ -38,6 +38,7 @@ async fn the_backend_pushes_due_routes_to_an_authenticated_gateway() {
     let mut backend = BackendBuilder::new(&db.dsn())
         .env("BACKEND_PUSH_TOKEN", TOKEN)
         .env("BACKEND_NOTIFICATION_WORKER_INTERVAL", "100ms")
+        .env("RUST_LOG", "info,galaxy_notification=debug")
         .spawn();
     backend.wait_ready(Duration::from_secs(10)).await;
     let grpc = backend.env("BACKEND_GRPC_LISTEN_ADDR").unwrap().to_owned();
@@ -64,8 +65,8 @@ async fn the_backend_pushes_due_routes_to_an_authenticated_gateway() {
         .await
         .unwrap();
     diesel::sql_query(
-        "INSERT INTO notification_intents (id, kind, idempotency_key, payload) \
-         VALUES ($1, 'lobby.game_started', 'it', '{\"game_id\": \"x\", \"game_name\": \"G\"}')",
+        "INSERT INTO notification_intents (id, kind, idempotency_key, payload, origin_request_id) \
+         VALUES ($1, 'lobby.game_started', 'it', '{\"game_id\": \"x\", \"game_name\": \"G\"}', 'req-origin-7')",
     )
     .bind::<SqlUuid, _>(intent)
     .execute(&mut conn)
@@ -90,12 +91,23 @@ async fn the_backend_pushes_due_routes_to_an_authenticated_gateway() {
     assert_eq!(ev.event_id, intent.to_string());
     assert_eq!(ev.account_id, account.to_string());
     assert_eq!(ev.kind, "lobby.game_started");
+    // The worker's line names the request that submitted the intent.
+    backend
+        .eventually(
+            Duration::from_secs(3),
+            "worker log with the origin request",
+            || async {
+                backend.logs().iter().any(|l| {
+                    l["message"] == "push route delivered by the worker"
+                        && l["origin_request_id"] == "req-origin-7"
+                })
+            },
+        )
+        .await;
 
-    // The admin routes are mounted and documented. (Their 401/200 answers
-    // need the admin session resolver the admin module registers; they are
-    // covered by the notification crate's HTTP tests.)
+    // The admin routes are mounted, guarded and documented.
     let resp = backend.get("/api/v1/admin/notifications/routes").await;
-    assert_ne!(resp.status(), 404);
+    assert_eq!(resp.status(), 401, "admin routes need an admin token");
     let doc: serde_json::Value = backend
         .get("/api/v1/openapi.json")
         .await

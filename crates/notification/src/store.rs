@@ -173,6 +173,9 @@ pub struct ClaimedRoute {
     pub payload: Value,
     #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
+    /// The request that submitted the intent (logged with each retry).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub origin_request_id: Option<String>,
 }
 
 /// Claims up to `limit` due push routes. The claim is one statement: rows are
@@ -194,7 +197,8 @@ pub async fn claim_due_push(
          SET next_attempt_at = now() + make_interval(secs => $2), updated_at = now() \
          FROM due, notification_intents i \
          WHERE r.id = due.id AND i.id = r.intent_id \
-         RETURNING r.id, r.intent_id, r.account_id, r.attempts, i.kind, i.payload, i.created_at",
+         RETURNING r.id, r.intent_id, r.account_id, r.attempts, i.kind, i.payload, i.created_at, \
+                   i.origin_request_id",
     )
     .bind::<Int8, _>(i64::from(limit))
     .bind::<Double, _>(lease.as_secs_f64())

@@ -41,6 +41,12 @@ impl PgNotificationService {
                 route.created_at,
             );
             if self.hub.publish(&ev) {
+                tracing::debug!(
+                    route_id = %route.id,
+                    kind = %route.kind,
+                    origin_request_id = route.origin_request_id.as_deref(),
+                    "push route delivered by the worker"
+                );
                 delivered.push(route.id);
             } else {
                 let failures = u32::try_from(route.attempts).unwrap_or(0) + 1;
