@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
-use galaxy_integration::BackendBuilder;
 use galaxy_integration::api::{call, json_of, sign_in};
+use galaxy_integration::{Backend, BackendBuilder};
 use galaxy_notification::proto::SubscribeRequest;
 use galaxy_notification::proto::push_client::PushClient;
 use galaxy_testdb::TestDb;
@@ -64,6 +64,41 @@ struct Count {
     n: i64,
 }
 
+/// Logs the bootstrap admin in and registers `version` → `image`; returns
+/// the admin token.
+async fn register_engine(b: &Backend, version: &str, image: &str) -> String {
+    let r = b
+        .client
+        .post(b.url("/api/v1/admin/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let admin = json_of(r, 200).await["token"].as_str().unwrap().to_owned();
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        "/api/v1/admin/engine-versions",
+        &admin,
+        Some(json!({"version": version, "image": image})),
+    )
+    .await;
+    json_of(r, 201).await;
+    admin
+}
+
+async fn join(b: &Backend, token: &str, game_id: &str, race: &str) {
+    let r = call(
+        b,
+        reqwest::Method::POST,
+        &format!("/api/v1/lobby/games/{game_id}/join"),
+        token,
+        Some(json!({ "race_name": race })),
+    )
+    .await;
+    json_of(r, 200).await;
+}
+
 async fn count(db: &TestDb, sql: &str) -> i64 {
     let mut conn = db.pool().get().await.unwrap();
     diesel::sql_query(sql)
@@ -100,23 +135,7 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
     let mut stream = client.subscribe(req).await.unwrap().into_inner();
 
     // The admin registers the engine version.
-    let r = b
-        .client
-        .post(b.url("/api/v1/admin/auth/login"))
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let admin = json_of(r, 200).await["token"].as_str().unwrap().to_owned();
-    let r = call(
-        b,
-        reqwest::Method::POST,
-        "/api/v1/admin/engine-versions",
-        &admin,
-        Some(json!({"version": "1.0.0", "image": IMAGE})),
-    )
-    .await;
-    json_of(r, 201).await;
+    let admin = register_engine(b, "1.0.0", IMAGE).await;
 
     let (alice, alice_id) = sign_in(b, &db, "alice@example.test").await;
     let (bob, bob_id) = sign_in(b, &db, "bob@example.test").await;
@@ -141,15 +160,7 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
         "defaults to the newest active version"
     );
 
-    let r = call(
-        b,
-        reqwest::Method::POST,
-        &format!("/api/v1/lobby/games/{id}/join"),
-        &bob,
-        Some(json!({"race_name": "Sol"})),
-    )
-    .await;
-    json_of(r, 200).await;
+    join(b, &bob, &id, "Sol").await;
     // Only the owner starts.
     let r = call(
         b,
@@ -472,24 +483,8 @@ async fn a_failed_start_reopens_the_game_and_mails_the_admin() {
         .spawn();
     backend.wait_ready(Duration::from_secs(15)).await;
     let b = &backend;
-    let r = b
-        .client
-        .post(b.url("/api/v1/admin/auth/login"))
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let admin = json_of(r, 200).await["token"].as_str().unwrap().to_owned();
     let absent = format!("galaxy/absent:{}", std::process::id());
-    let r = call(
-        b,
-        reqwest::Method::POST,
-        "/api/v1/admin/engine-versions",
-        &admin,
-        Some(json!({"version": "ghost", "image": absent})),
-    )
-    .await;
-    json_of(r, 201).await;
+    let admin = register_engine(b, "ghost", &absent).await;
 
     let (alice, _) = sign_in(b, &db, "alice@example.test").await;
     let (bob, _) = sign_in(b, &db, "bob@example.test").await;
@@ -503,15 +498,7 @@ async fn a_failed_start_reopens_the_game_and_mails_the_admin() {
     .await;
     let id = json_of(r, 201).await["id"].as_str().unwrap().to_owned();
     let _engine = EngineGuard(id.clone());
-    let r = call(
-        b,
-        reqwest::Method::POST,
-        &format!("/api/v1/lobby/games/{id}/join"),
-        &bob,
-        Some(json!({"race_name": "Sol"})),
-    )
-    .await;
-    json_of(r, 200).await;
+    join(b, &bob, &id, "Sol").await;
     let r = call(
         b,
         reqwest::Method::POST,
