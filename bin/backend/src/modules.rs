@@ -32,7 +32,6 @@ const COUNTER_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_se
 /// Every module's services; cheap to clone (one per HTTP worker).
 #[derive(Clone)]
 pub struct Modules {
-    #[allow(dead_code)] // used by the modules as they are composed here
     pool: Pool,
     notification: Arc<PgNotificationService>,
     runtime: galaxy_runtime::Runtime,
