@@ -60,10 +60,6 @@ pub struct InboxItem {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InboxQuery {
-    /// 1-based page number (default 1).
-    pub page: Option<u32>,
-    /// Items per page (default 50, at most 200).
-    pub page_size: Option<u32>,
     /// `true`: only entries not yet marked read.
     pub unread: Option<bool>,
 }
@@ -75,7 +71,7 @@ fn db<E: Into<NotificationError>>(e: E) -> ApiError {
 /// The caller's notifications, newest first.
 #[utoipa::path(
     get, path = "/api/v1/user/notifications", tag = "notifications",
-    params(InboxQuery),
+    params(PageQuery, InboxQuery),
     security(("user_token" = [])),
     responses(
         (status = 200, description = "A page of the inbox", body = Paged<InboxItem>),
@@ -87,14 +83,11 @@ fn db<E: Into<NotificationError>>(e: E) -> ApiError {
 async fn inbox(
     service: Service,
     user: UserPrincipal,
+    page: web::Query<PageQuery>,
     query: web::Query<InboxQuery>,
 ) -> Result<web::Json<Paged<InboxItem>>, ApiError> {
+    let page = page.into_inner().validate()?;
     let q = query.into_inner();
-    let page = PageQuery {
-        page: q.page,
-        page_size: q.page_size,
-    }
-    .validate()?;
     let mut conn = service.conn().await?;
     let (rows, total) = store::inbox(&mut conn, user.account_id, q.unread == Some(true), page)
         .await
@@ -224,8 +217,6 @@ impl From<RouteRow> for RouteView {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct IntentsQuery {
-    pub page: Option<u32>,
-    pub page_size: Option<u32>,
     /// Only intents of this catalog kind.
     pub kind: Option<String>,
 }
@@ -233,7 +224,7 @@ pub struct IntentsQuery {
 /// Intents, newest first.
 #[utoipa::path(
     get, path = "/api/v1/admin/notifications/intents", tag = "admin-notifications",
-    params(IntentsQuery),
+    params(PageQuery, IntentsQuery),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "A page of intents", body = Paged<IntentView>),
@@ -245,14 +236,11 @@ pub struct IntentsQuery {
 async fn list_intents(
     service: Service,
     admin: AdminPrincipal,
+    page: web::Query<PageQuery>,
     query: web::Query<IntentsQuery>,
 ) -> Result<web::Json<Paged<IntentView>>, ApiError> {
+    let page = page.into_inner().validate()?;
     let q = query.into_inner();
-    let page = PageQuery {
-        page: q.page,
-        page_size: q.page_size,
-    }
-    .validate()?;
     let kind = q.kind.filter(|k| !k.is_empty());
     if let Some(k) = &kind
         && catalog::spec(k).is_none()
@@ -308,8 +296,6 @@ async fn intent_detail(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RoutesQuery {
-    pub page: Option<u32>,
-    pub page_size: Option<u32>,
     /// `pending`, `retrying`, `delivered`, `skipped` or `dead_lettered`.
     pub status: Option<String>,
 }
@@ -317,7 +303,7 @@ pub struct RoutesQuery {
 /// Routes, newest first, optionally by status.
 #[utoipa::path(
     get, path = "/api/v1/admin/notifications/routes", tag = "admin-notifications",
-    params(RoutesQuery),
+    params(PageQuery, RoutesQuery),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "A page of routes", body = Paged<RouteView>),
@@ -329,14 +315,11 @@ pub struct RoutesQuery {
 async fn list_routes(
     service: Service,
     admin: AdminPrincipal,
+    page: web::Query<PageQuery>,
     query: web::Query<RoutesQuery>,
 ) -> Result<web::Json<Paged<RouteView>>, ApiError> {
+    let page = page.into_inner().validate()?;
     let q = query.into_inner();
-    let page = PageQuery {
-        page: q.page,
-        page_size: q.page_size,
-    }
-    .validate()?;
     let status = q.status.filter(|s| !s.is_empty());
     if let Some(s) = &status
         && !STATUSES.contains(&s.as_str())
