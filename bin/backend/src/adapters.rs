@@ -26,7 +26,7 @@ impl RecipientDirectory for Accounts {
     fn email(&self, account_id: Uuid) -> Option<String> {
         self.0
             .account(account_id)
-            .filter(|a| self.0.is_active(a.id))
+            .filter(|a| a.status == galaxy_user::AccountStatus::Active)
             .map(|a| a.email)
     }
 }

@@ -270,13 +270,9 @@ impl Modules {
         let lobby = self.lobby.clone();
         galaxy_telemetry::register_cache_size("games", move || lobby.cached_games());
         let runtime = self.runtime.clone();
-        galaxy_telemetry::register_cache_size("runtime_records", move || {
-            galaxy_runtime::RuntimeService::records(&runtime).len()
-        });
+        galaxy_telemetry::register_cache_size("runtime_records", move || runtime.cached_counts().0);
         let runtime = self.runtime.clone();
-        galaxy_telemetry::register_cache_size("engine_versions", move || {
-            galaxy_runtime::RuntimeService::versions(&runtime).len()
-        });
+        galaxy_telemetry::register_cache_size("engine_versions", move || runtime.cached_counts().1);
     }
 
     pub fn spawn_workers(&self, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {

@@ -178,6 +178,14 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Runtime {
+    /// Cache sizes (runtime records, engine versions), read without copying.
+    pub fn cached_counts(&self) -> (usize, usize) {
+        (
+            read(&self.inner.records).len(),
+            read(&self.inner.versions).len(),
+        )
+    }
+
     /// Builds the service with empty caches; [`Runtime::warm`] fills them.
     pub fn new(
         pool: Pool,
