@@ -1,8 +1,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool;
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::future::BoxFuture;
 use galaxy_core::ReadinessCheck;
@@ -39,10 +41,17 @@ impl Default for PoolSettings {
     }
 }
 
-/// A pool whose connections are verified on checkout, so a restarted database
-/// is picked up again without restarting the process.
+/// A pool that replaces connections found broken at checkout, so a restarted
+/// database is picked up again without restarting the process.
 pub fn build_pool(url: &DatabaseUrl, settings: PoolSettings) -> Pool {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url.driver_url());
+    // No `SELECT 1` per checkout: a connection whose socket closed already
+    // reports itself broken (docs/decisions.md D5).
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        url.driver_url(),
+        config,
+    );
     deadpool::Pool::builder(manager)
         .max_size(settings.max_connections)
         .wait_timeout(Some(settings.acquire_timeout))
