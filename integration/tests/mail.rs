@@ -192,6 +192,7 @@ async fn kill_9_mid_send_then_restart_sends_all_1000_none_lost() {
                 body_text: format!("body {i}"),
                 body_html: None,
                 notification_route_id: None,
+                origin_request_id: None,
             };
             ids.insert(galaxy_mail::enqueue(&mut c, &mail).await.unwrap());
         }

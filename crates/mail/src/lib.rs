@@ -17,7 +17,7 @@ pub mod templates;
 mod worker;
 
 pub use http::{configure, openapi};
-pub use outbox::{NewMail, enqueue, enqueue_many};
+pub use outbox::{NewMail, enqueue, enqueue_many, enqueue_many_as};
 pub use service::{Attempt, Delivery, MailError, MailService, PgMailService};
 pub use settings::{Settings, SmtpSettings, TlsMode, WorkerSettings};
 pub use smtp::{Mailer, Outgoing, SendFailure, SmtpSetupError};

@@ -1,8 +1,7 @@
-use diesel::prelude::*;
+use diesel::QueryResult;
+use diesel::sql_types::{Array, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
-
-use crate::schema::mail_deliveries;
 
 /// A rendered mail ready for the outbox (see [`crate::templates`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,34 +14,9 @@ pub struct NewMail {
     pub body_html: Option<String>,
     /// Set when the mail delivers a notification route.
     pub notification_route_id: Option<Uuid>,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = mail_deliveries)]
-struct NewDeliveryRow<'a> {
-    id: Uuid,
-    kind: &'a str,
-    to_address: &'a str,
-    subject: &'a str,
-    body_text: &'a str,
-    body_html: Option<&'a str>,
-    notification_route_id: Option<Uuid>,
-    origin_request_id: Option<&'a str>,
-}
-
-impl NewMail {
-    fn row<'a>(&'a self, id: Uuid, origin_request_id: Option<&'a str>) -> NewDeliveryRow<'a> {
-        NewDeliveryRow {
-            id,
-            kind: &self.kind,
-            to_address: &self.to,
-            subject: &self.subject,
-            body_text: &self.body_text,
-            body_html: self.body_html.as_deref(),
-            notification_route_id: self.notification_route_id,
-            origin_request_id,
-        }
-    }
+    /// The request that caused the mail, for the worker's log lines; `None`
+    /// takes the request the enqueuing task serves (if any).
+    pub origin_request_id: Option<String>,
 }
 
 /// Inserts `mail` as a `pending` delivery, due now, on the caller's
@@ -53,27 +27,56 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, mail: &NewMail) -> QueryResul
     Ok(ids.remove(0))
 }
 
-/// [`enqueue`] for several mails in one multi-row INSERT (one round trip),
+/// [`enqueue`] for several mails in one INSERT (one round trip),
 /// for callers that fan out (a notification to every member of a game).
 /// Returns the delivery ids in the order of `mails`.
 pub async fn enqueue_many(
     conn: &mut AsyncPgConnection,
     mails: &[NewMail],
 ) -> QueryResult<Vec<Uuid>> {
-    if mails.is_empty() {
-        return Ok(Vec::new());
-    }
     let ids: Vec<Uuid> = mails.iter().map(|_| galaxy_core::new_id()).collect();
-    // The request that caused the mail, for the worker's log lines.
-    let origin = galaxy_core::current_request_id();
-    let rows: Vec<NewDeliveryRow<'_>> = mails
-        .iter()
-        .zip(&ids)
-        .map(|(m, id)| m.row(*id, origin.as_deref()))
-        .collect();
-    diesel::insert_into(mail_deliveries::table)
-        .values(rows)
-        .execute(conn)
-        .await?;
+    enqueue_many_as(conn, &ids, mails).await?;
     Ok(ids)
+}
+
+/// [`enqueue_many`] with delivery ids the caller chose (`ids[i]` for
+/// `mails[i]`), for a caller that must write them into its own rows before
+/// the mails exist (a notification route points at its mail delivery).
+pub async fn enqueue_many_as(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+    mails: &[NewMail],
+) -> QueryResult<()> {
+    assert_eq!(ids.len(), mails.len(), "one delivery id per mail");
+    if mails.is_empty() {
+        return Ok(());
+    }
+    let current = galaxy_core::current_request_id();
+    fn column<'a, T>(mails: &'a [NewMail], f: impl Fn(&'a NewMail) -> T) -> Vec<T> {
+        mails.iter().map(f).collect()
+    }
+    // Arrays rather than a multi-row VALUES list: one statement text for any
+    // number of mails, so it is prepared once per connection and cached.
+    diesel::sql_query(
+        "INSERT INTO mail_deliveries (id, kind, to_address, subject, body_text, body_html, \
+                                      notification_route_id, origin_request_id) \
+         SELECT m.id, m.kind, m.to_address, m.subject, m.body_text, m.body_html, \
+                m.notification_route_id, COALESCE(m.origin_request_id, $9) \
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                     $7::uuid[], $8::text[]) \
+              AS m(id, kind, to_address, subject, body_text, body_html, notification_route_id, \
+                   origin_request_id)",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<Text>, _>(column(mails, |m| m.kind.as_str()))
+    .bind::<Array<Text>, _>(column(mails, |m| m.to.as_str()))
+    .bind::<Array<Text>, _>(column(mails, |m| m.subject.as_str()))
+    .bind::<Array<Text>, _>(column(mails, |m| m.body_text.as_str()))
+    .bind::<Array<Nullable<Text>>, _>(column(mails, |m| m.body_html.as_deref()))
+    .bind::<Array<Nullable<SqlUuid>>, _>(column(mails, |m| m.notification_route_id))
+    .bind::<Array<Nullable<Text>>, _>(column(mails, |m| m.origin_request_id.as_deref()))
+    .bind::<Nullable<Text>, _>(current.as_deref())
+    .execute(conn)
+    .await
+    .map(drop)
 }

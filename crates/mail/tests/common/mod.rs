@@ -58,6 +58,7 @@ pub async fn enqueue_many(pool: &Pool, n: usize) -> Vec<Uuid> {
             body_text: format!("body {i}"),
             body_html: None,
             notification_route_id: None,
+            origin_request_id: None,
         };
         ids.push(galaxy_mail::enqueue(&mut c, &m).await.unwrap());
     }
