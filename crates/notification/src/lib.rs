@@ -6,10 +6,12 @@
 mod catalog;
 mod error;
 mod http;
+mod outcome;
 mod push;
 pub mod schema;
 mod service;
 mod store;
+mod submit;
 mod worker;
 
 /// Generated from `proto/push.proto` (server and client).

@@ -10,11 +10,13 @@ use galaxy_db::{DbError, Pool};
 use galaxy_queue::Backoff;
 use uuid::Uuid;
 
-use crate::catalog::{self, Audience, Intent};
+use crate::catalog::Intent;
 use crate::error::NotificationError;
+use crate::outcome::OutcomeRecorder;
 use crate::proto::PushEvent;
 use crate::push::PushHub;
-use crate::store::{self, CHANNEL_EMAIL, CHANNEL_PUSH, NewIntent, NewRoute};
+use crate::store;
+use crate::submit;
 
 /// Email addresses of accounts (the binary answers from the user cache).
 pub trait RecipientDirectory: Send + Sync + 'static {
@@ -38,7 +40,7 @@ pub struct Submitted {
 #[derive(Debug)]
 pub struct PendingPush {
     pub submitted: Submitted,
-    events: Vec<PushEvent>,
+    pub(crate) events: Vec<PushEvent>,
 }
 
 impl PendingPush {
@@ -112,6 +114,16 @@ pub struct PgNotificationService {
     pub(crate) hub: Arc<PushHub>,
     directory: Arc<dyn RecipientDirectory>,
     pub(crate) settings: NotificationSettings,
+    outcomes: OutcomeRecorder,
+}
+
+fn log_submitted(pending: &PendingPush) {
+    let Submitted { intent_id, created } = pending.submitted;
+    if created {
+        tracing::info!(%intent_id, push_routes = pending.events.len(), "notification intent submitted");
+    } else {
+        tracing::debug!(%intent_id, "repeat submit; nothing created");
+    }
 }
 
 pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
@@ -144,6 +156,7 @@ impl PgNotificationService {
         settings: NotificationSettings,
     ) -> Self {
         Self {
+            outcomes: OutcomeRecorder::new(pool.clone()),
             pool,
             hub,
             directory,
@@ -168,194 +181,28 @@ impl PgNotificationService {
 
     /// Writes the events of a committed submit to the subscribed gateways
     /// and records the outcome: `delivered`, or due now for the worker.
-    async fn push_committed(&self, conn: Option<&mut AsyncPgConnection>, pending: &PendingPush) {
+    async fn push_committed(&self, pending: &PendingPush) {
         if pending.events.is_empty() {
             return;
         }
-        let (mut delivered, mut waiting) = (Vec::new(), Vec::new());
+        let mut ids = Vec::with_capacity(pending.events.len());
+        let mut pushed = Vec::with_capacity(pending.events.len());
         for ev in &pending.events {
-            let id = Uuid::parse_str(&ev.route_id).expect("route ids are UUIDs we made");
-            if self.hub.publish(ev) {
-                delivered.push(id);
-            } else {
-                waiting.push(id);
-            }
+            ids.push(Uuid::parse_str(&ev.route_id).expect("route ids are UUIDs we made"));
+            pushed.push(self.hub.publish(ev));
         }
-        let result = async {
-            let mut pooled;
-            let conn = match conn {
-                Some(c) => c,
-                None => {
-                    pooled = self.conn().await?;
-                    &mut *pooled
-                }
-            };
-            if !delivered.is_empty() {
-                store::mark_pushed(conn, &delivered).await?;
-            }
-            if !waiting.is_empty() {
-                store::make_due(conn, &waiting).await?;
-            }
-            Ok::<_, NotificationError>(())
-        }
-        .await;
-        if let Err(e) = result {
+        let waiting = pushed.iter().filter(|p| !**p).count();
+        if let Err(error) = self.outcomes.record(ids, pushed).await {
             // The routes stay pending; the worker takes them when their lease
             // ends (a delivered one may then reach a gateway twice; clients
             // de-duplicate on route_id).
-            tracing::warn!(error = %e, intent_id = %pending.submitted.intent_id,
+            tracing::warn!(%error, intent_id = %pending.submitted.intent_id,
                 "could not record push outcome; the worker will retry");
         }
-        if !waiting.is_empty() {
-            tracing::info!(intent_id = %pending.submitted.intent_id, routes = waiting.len(),
+        if waiting > 0 {
+            tracing::info!(intent_id = %pending.submitted.intent_id, routes = waiting,
                 "no gateway subscribed; push routes left for the worker");
         }
-    }
-
-    /// Everything a submit writes, on `conn` (the caller owns the transaction).
-    async fn write_intent(
-        &self,
-        conn: &mut AsyncPgConnection,
-        intent: &Intent,
-    ) -> Result<PendingPush, NotificationError> {
-        let (spec, recipients) = catalog::validate(intent)?;
-        let now = Utc::now();
-        let intent_id = galaxy_core::new_id();
-        let inserted = store::insert_intent(
-            conn,
-            &NewIntent {
-                id: intent_id,
-                kind: spec.kind,
-                idempotency_key: &intent.idempotency_key,
-                payload: &intent.payload,
-                created_at: now,
-                origin_request_id: galaxy_core::current_request_id(),
-            },
-        )
-        .await?;
-        if inserted.is_none() {
-            let first = store::intent_id_by_key(conn, spec.kind, &intent.idempotency_key).await?;
-            tracing::debug!(kind = spec.kind, intent_id = %first, "repeat submit; nothing created");
-            return Ok(PendingPush {
-                submitted: Submitted {
-                    intent_id: first,
-                    created: false,
-                },
-                events: Vec::new(),
-            });
-        }
-
-        // Push routes are reserved for one lease: the submitter pushes them
-        // after commit; only if it never does (crash) does the worker step in.
-        let reserved_until = now
-            + chrono::Duration::from_std(self.settings.lease)
-                .unwrap_or(chrono::Duration::seconds(30));
-        let mut routes = Vec::with_capacity(recipients.len() * 2 + 1);
-        let mut events = Vec::new();
-        let mut mails: Vec<(Uuid, String)> = Vec::new();
-        let email_route =
-            |account_id: Option<Uuid>, address: Option<String>, skip: &'static str| {
-                NewRoute {
-                    id: galaxy_core::new_id(),
-                    intent_id,
-                    channel: CHANNEL_EMAIL,
-                    account_id,
-                    // Handed to the mail outbox in this transaction: the route is
-                    // delivered from here on and the mail row carries the rest.
-                    status: if address.is_some() {
-                        "delivered"
-                    } else {
-                        "skipped"
-                    },
-                    attempts: i32::from(address.is_some()),
-                    skip_reason: address.is_none().then_some(skip),
-                    address,
-                    next_attempt_at: now,
-                }
-            };
-        match spec.audience {
-            Audience::Players => {
-                let payload_json = intent.payload.to_string();
-                for account_id in &recipients {
-                    let id = galaxy_core::new_id();
-                    routes.push(NewRoute {
-                        id,
-                        intent_id,
-                        channel: CHANNEL_PUSH,
-                        account_id: Some(*account_id),
-                        address: None,
-                        status: "pending",
-                        attempts: 0,
-                        next_attempt_at: reserved_until,
-                        skip_reason: None,
-                    });
-                    events.push(event(
-                        intent_id,
-                        id,
-                        *account_id,
-                        spec.kind,
-                        payload_json.clone(),
-                        now,
-                    ));
-                    let address = self.directory.email(*account_id);
-                    let route = email_route(Some(*account_id), address, "no_email_address");
-                    if let Some(to) = &route.address {
-                        mails.push((route.id, to.clone()));
-                    }
-                    routes.push(route);
-                }
-            }
-            Audience::Admin => {
-                let route = email_route(
-                    None,
-                    self.settings.admin_email.clone(),
-                    "admin_email_not_configured",
-                );
-                if let Some(to) = &route.address {
-                    mails.push((route.id, to.clone()));
-                } else {
-                    tracing::warn!(
-                        kind = spec.kind,
-                        intent_id = %intent_id,
-                        "admin notification not mailed: BACKEND_NOTIFICATION_ADMIN_EMAIL is empty; route skipped"
-                    );
-                }
-                routes.push(route);
-            }
-        }
-        store::insert_routes(conn, &routes).await?;
-
-        if !mails.is_empty() {
-            let (subject, body_text) = catalog::render_mail(spec.kind, &intent.payload);
-            let route_ids: Vec<Uuid> = mails.iter().map(|(route_id, _)| *route_id).collect();
-            let new_mails: Vec<galaxy_mail::NewMail> = mails
-                .into_iter()
-                .map(|(route_id, to)| galaxy_mail::NewMail {
-                    kind: spec.kind.to_owned(),
-                    to,
-                    subject: subject.clone(),
-                    body_text: body_text.clone(),
-                    body_html: None,
-                    notification_route_id: Some(route_id),
-                })
-                .collect();
-            // One multi-row INSERT for every mail of the intent.
-            let mail_ids = galaxy_mail::enqueue_many(conn, &new_mails).await?;
-            store::link_mail(conn, &route_ids, &mail_ids).await?;
-        }
-        tracing::info!(
-            kind = spec.kind,
-            intent_id = %intent_id,
-            routes = routes.len(),
-            "notification intent submitted"
-        );
-        Ok(PendingPush {
-            submitted: Submitted {
-                intent_id,
-                created: true,
-            },
-            events,
-        })
     }
 }
 
@@ -363,14 +210,18 @@ impl PgNotificationService {
 impl NotificationService for PgNotificationService {
     #[tracing::instrument(skip_all, fields(kind = %intent.kind))]
     async fn submit(&self, intent: Intent) -> Result<Submitted, NotificationError> {
-        // Validate before taking a connection: a bad intent costs no I/O.
-        catalog::validate(&intent)?;
+        // A bad intent fails here, before any I/O.
+        let prepared = submit::prepare(intent, &*self.directory, &self.settings)?;
         let mut conn = self.conn().await?;
-        let pending = conn
-            .transaction(async |c| self.write_intent(c, &intent).await)
+        let submitted = conn
+            .transaction(async |c| submit::write(c, &prepared).await)
             .await?;
-        // The same connection records the push outcome: no second checkout.
-        self.push_committed(Some(&mut conn), &pending).await;
+        // Back to the pool before the outcome is written: the recorder
+        // writes many submits' outcomes on a connection of its own.
+        drop(conn);
+        let pending = prepared.into_pending(submitted);
+        log_submitted(&pending);
+        self.push_committed(&pending).await;
         Ok(pending.submitted)
     }
 
@@ -379,11 +230,15 @@ impl NotificationService for PgNotificationService {
         conn: &mut AsyncPgConnection,
         intent: Intent,
     ) -> Result<PendingPush, NotificationError> {
-        self.write_intent(conn, &intent).await
+        let prepared = submit::prepare(intent, &*self.directory, &self.settings)?;
+        let submitted = submit::write(conn, &prepared).await?;
+        let pending = prepared.into_pending(submitted);
+        log_submitted(&pending);
+        Ok(pending)
     }
 
     async fn dispatch(&self, pending: PendingPush) {
-        self.push_committed(None, &pending).await;
+        self.push_committed(&pending).await;
     }
 
     async fn on_user_deleted(&self, account_id: Uuid) {

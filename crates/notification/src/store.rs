@@ -27,8 +27,7 @@ pub const STATUSES: &[&str] = &[
     "dead_lettered",
 ];
 
-#[derive(Insertable)]
-#[diesel(table_name = ni)]
+/// An intent about to be written.
 pub struct NewIntent<'a> {
     pub id: Uuid,
     pub kind: &'a str,
@@ -36,24 +35,87 @@ pub struct NewIntent<'a> {
     pub payload: &'a Value,
     pub created_at: DateTime<Utc>,
     /// The request that submitted the intent, if any.
-    pub origin_request_id: Option<String>,
+    pub origin_request_id: Option<&'a str>,
 }
 
-/// Inserts the intent unless (kind, idempotency_key) exists. `None` means it
-/// existed: a concurrent insert of the same key waits for the first
-/// transaction and then takes this branch.
-pub async fn insert_intent(
+/// A route about to be written with its intent.
+#[derive(Debug, Clone)]
+pub struct NewRoute {
+    pub id: Uuid,
+    pub channel: &'static str,
+    pub account_id: Option<Uuid>,
+    pub address: Option<String>,
+    pub status: &'static str,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub skip_reason: Option<&'static str>,
+    /// The mail delivery this email route hands over to (its id is chosen
+    /// up front; the FK is checked at commit, see migration 00004).
+    pub mail_delivery_id: Option<Uuid>,
+}
+
+/// One column of `rows`, to bind as a PostgreSQL array.
+fn column<'a, T, U>(rows: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(f).collect()
+}
+
+/// Writes the intent and all its routes in one statement, unless
+/// (kind, idempotency_key) exists: then nothing is written and `false` comes
+/// back. A concurrent transaction writing the same key makes this one wait
+/// on the unique index until it ends, then take the `false` branch.
+pub async fn insert_intent_with_routes(
     conn: &mut AsyncPgConnection,
     intent: &NewIntent<'_>,
-) -> QueryResult<Option<Uuid>> {
-    diesel::insert_into(ni::table)
-        .values(intent)
-        .on_conflict((ni::kind, ni::idempotency_key))
-        .do_nothing()
-        .returning(ni::id)
-        .get_result(conn)
-        .await
-        .optional()
+    routes: &[NewRoute],
+) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Written {
+        #[diesel(sql_type = Int8)]
+        routes: i64,
+    }
+    // Route columns as arrays rather than multi-row VALUES: one statement
+    // text whatever the count, prepared once per connection.
+    let written: Written = diesel::sql_query(
+        "WITH intent AS ( \
+             INSERT INTO notification_intents \
+                 (id, kind, idempotency_key, payload, created_at, origin_request_id) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (kind, idempotency_key) DO NOTHING \
+             RETURNING id, created_at), \
+         routes AS ( \
+             INSERT INTO notification_routes \
+                 (id, intent_id, channel, account_id, address, status, attempts, \
+                  next_attempt_at, skip_reason, mail_delivery_id, created_at, updated_at) \
+             SELECT r.id, intent.id, r.channel, r.account_id, r.address, r.status, r.attempts, \
+                    r.next_attempt_at, r.skip_reason, r.mail_delivery_id, \
+                    intent.created_at, intent.created_at \
+             FROM intent, unnest($7::uuid[], $8::text[], $9::uuid[], $10::text[], $11::text[], \
+                                 $12::int4[], $13::timestamptz[], $14::text[], $15::uuid[]) \
+                  AS r(id, channel, account_id, address, status, attempts, next_attempt_at, \
+                       skip_reason, mail_delivery_id) \
+             RETURNING 1) \
+         SELECT count(*) AS routes FROM routes",
+    )
+    .bind::<SqlUuid, _>(intent.id)
+    .bind::<Text, _>(intent.kind)
+    .bind::<Text, _>(intent.idempotency_key)
+    .bind::<Jsonb, _>(intent.payload)
+    .bind::<Timestamptz, _>(intent.created_at)
+    .bind::<Nullable<Text>, _>(intent.origin_request_id)
+    .bind::<Array<SqlUuid>, _>(column(routes, |r| r.id))
+    .bind::<Array<Text>, _>(column(routes, |r| r.channel))
+    .bind::<Array<Nullable<SqlUuid>>, _>(column(routes, |r| r.account_id))
+    .bind::<Array<Nullable<Text>>, _>(column(routes, |r| r.address.as_deref()))
+    .bind::<Array<Text>, _>(column(routes, |r| r.status))
+    .bind::<Array<Int4>, _>(column(routes, |r| r.attempts))
+    .bind::<Array<Timestamptz>, _>(column(routes, |r| r.next_attempt_at))
+    .bind::<Array<Nullable<Text>>, _>(column(routes, |r| r.skip_reason))
+    .bind::<Array<Nullable<SqlUuid>>, _>(column(routes, |r| r.mail_delivery_id))
+    .get_result(conn)
+    .await?;
+    // Every intent has at least one route (validation), so none means the
+    // intent already existed.
+    Ok(written.routes > 0)
 }
 
 pub async fn intent_id_by_key(
@@ -69,74 +131,30 @@ pub async fn intent_id_by_key(
         .await
 }
 
-#[derive(Insertable, Debug, Clone)]
-#[diesel(table_name = nr)]
-pub struct NewRoute {
-    pub id: Uuid,
-    pub intent_id: Uuid,
-    pub channel: &'static str,
-    pub account_id: Option<Uuid>,
-    pub address: Option<String>,
-    pub status: &'static str,
-    pub attempts: i32,
-    pub next_attempt_at: DateTime<Utc>,
-    pub skip_reason: Option<&'static str>,
-}
-
-/// One multi-row INSERT for all routes of an intent.
-pub async fn insert_routes(conn: &mut AsyncPgConnection, routes: &[NewRoute]) -> QueryResult<()> {
-    if routes.is_empty() {
-        return Ok(());
-    }
-    diesel::insert_into(nr::table)
-        .values(routes)
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
-/// Links email routes to their mail deliveries, in one statement.
-pub async fn link_mail(
+/// Records what happened right after submit to a batch of push routes still
+/// `pending`: `pushed` → `delivered` (one attempt); otherwise due for the
+/// worker now. One statement for any number of submits' routes.
+pub async fn record_push_outcomes(
     conn: &mut AsyncPgConnection,
-    route_ids: &[Uuid],
-    mail_ids: &[Uuid],
-) -> QueryResult<()> {
-    if route_ids.is_empty() {
-        return Ok(());
+    ids: &[Uuid],
+    pushed: &[bool],
+) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
     }
     diesel::sql_query(
-        "UPDATE notification_routes r SET mail_delivery_id = l.mail_id \
-         FROM unnest($1::uuid[], $2::uuid[]) AS l(route_id, mail_id) WHERE r.id = l.route_id",
+        "UPDATE notification_routes r SET \
+             status = CASE WHEN o.pushed THEN 'delivered' ELSE r.status END, \
+             attempts = r.attempts + o.pushed::int, \
+             next_attempt_at = CASE WHEN o.pushed THEN r.next_attempt_at ELSE now() END, \
+             updated_at = now() \
+         FROM unnest($1::uuid[], $2::bool[]) AS o(id, pushed) \
+         WHERE r.id = o.id AND r.status = 'pending'",
     )
-    .bind::<Array<SqlUuid>, _>(route_ids)
-    .bind::<Array<SqlUuid>, _>(mail_ids)
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<diesel::sql_types::Bool>, _>(pushed)
     .execute(conn)
     .await
-    .map(drop)
-}
-
-/// Push routes written to a gateway right after submit.
-pub async fn mark_pushed(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<usize> {
-    diesel::update(nr::table)
-        .filter(nr::id.eq_any(ids))
-        .filter(nr::status.eq("pending"))
-        .set((
-            nr::status.eq("delivered"),
-            nr::attempts.eq(nr::attempts + 1),
-            nr::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await
-}
-
-/// Push routes no gateway took right after submit: due for the worker now.
-pub async fn make_due(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<usize> {
-    diesel::update(nr::table)
-        .filter(nr::id.eq_any(ids))
-        .filter(nr::status.eq("pending"))
-        .set(nr::next_attempt_at.eq(diesel::dsl::now))
-        .execute(conn)
-        .await
 }
 
 /// A deleted user's undelivered routes become `skipped`; rows stay for audit.

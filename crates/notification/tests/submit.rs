@@ -89,6 +89,55 @@ async fn eight_concurrent_submits_of_one_intent_create_it_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn concurrent_submits_each_return_with_their_push_outcome_written() {
+    let h = Harness::new(fast_settings(8, None));
+    let (a, b) = (h.account("a").await, h.account("b").await);
+    let mut gateway = h.service.hub().subscribe("gw");
+    // 24 distinct intents at once: their outcomes are written together by
+    // the recorder, yet each submit returns only after its own is written.
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let service = Arc::clone(&h.service);
+            let intent = member_joined(&format!("burst-{i}"), vec![a, b]);
+            tokio::spawn(async move {
+                let s = service.submit(intent).await.unwrap();
+                assert!(s.created);
+                s.intent_id
+            })
+        })
+        .collect();
+    let mut intent_ids = Vec::new();
+    for t in tasks {
+        let intent_id = t.await.unwrap();
+        let routes = h.routes(intent_id).await;
+        assert_eq!(routes.len(), 4, "{routes:?}");
+        for r in &routes {
+            assert_eq!((r.status.as_str(), r.attempts), ("delivered", 1), "{r:?}");
+        }
+        intent_ids.push(intent_id);
+    }
+    // Each mail points at its route and each email route at its mail.
+    assert_eq!(
+        h.count(
+            "SELECT count(*) AS n FROM notification_routes r \
+             JOIN mail_deliveries m ON m.id = r.mail_delivery_id AND m.notification_route_id = r.id"
+        )
+        .await,
+        48
+    );
+    // The gateway got every push event exactly once.
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..48 {
+        let ev = gateway.recv().await.unwrap().unwrap();
+        assert!(seen.insert(ev.route_id));
+    }
+    assert!(gateway.try_recv().is_err());
+    intent_ids.sort();
+    intent_ids.dedup();
+    assert_eq!(intent_ids.len(), 24);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn player_kinds_get_a_push_and_an_email_route_per_recipient() {
     let h = Harness::new(fast_settings(8, None));
     let (a, b) = (h.account("a").await, h.account("b").await);
