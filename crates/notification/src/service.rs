@@ -117,12 +117,12 @@ pub struct PgNotificationService {
     outcomes: OutcomeRecorder,
 }
 
-fn log_submitted(pending: &PendingPush) {
+fn log_submitted(kind: &str, pending: &PendingPush) {
     let Submitted { intent_id, created } = pending.submitted;
     if created {
-        tracing::info!(%intent_id, push_routes = pending.events.len(), "notification intent submitted");
+        tracing::info!(kind, %intent_id, push_routes = pending.events.len(), "notification intent submitted");
     } else {
-        tracing::debug!(%intent_id, "repeat submit; nothing created");
+        tracing::debug!(kind, %intent_id, "repeat submit; nothing created");
     }
 }
 
@@ -219,8 +219,9 @@ impl NotificationService for PgNotificationService {
         // Back to the pool before the outcome is written: the recorder
         // writes many submits' outcomes on a connection of its own.
         drop(conn);
+        let kind = prepared.kind();
         let pending = prepared.into_pending(submitted);
-        log_submitted(&pending);
+        log_submitted(kind, &pending);
         self.push_committed(&pending).await;
         Ok(pending.submitted)
     }
@@ -232,8 +233,9 @@ impl NotificationService for PgNotificationService {
     ) -> Result<PendingPush, NotificationError> {
         let prepared = submit::prepare(intent, &*self.directory, &self.settings)?;
         let submitted = submit::write(conn, &prepared).await?;
+        let kind = prepared.kind();
         let pending = prepared.into_pending(submitted);
-        log_submitted(&pending);
+        log_submitted(kind, &pending);
         Ok(pending)
     }
 

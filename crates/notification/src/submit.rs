@@ -29,6 +29,10 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
+    pub(crate) fn kind(&self) -> &'static str {
+        self.kind
+    }
+
     /// What the caller gets once the rows are committed: the push events
     /// only if this intent was the one written.
     pub(crate) fn into_pending(self, submitted: Submitted) -> PendingPush {
