@@ -10,6 +10,7 @@
 use std::sync::OnceLock;
 
 use galaxy_db::Pool;
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -26,8 +27,11 @@ struct Outcomes {
 
 pub(crate) struct OutcomeRecorder {
     pool: Pool,
-    // Started on first use, on the runtime of the first submit: the
-    // service can be built outside a runtime.
+    /// The runtime the service was built on, if any. The recorder task runs
+    /// there rather than on the first submitter's: that may be an HTTP
+    /// worker's runtime, which stops before the process does.
+    runtime: Option<Handle>,
+    /// Started on first use.
     queue: OnceLock<mpsc::UnboundedSender<Outcomes>>,
 }
 
@@ -35,6 +39,7 @@ impl OutcomeRecorder {
     pub(crate) fn new(pool: Pool) -> Self {
         Self {
             pool,
+            runtime: Handle::try_current().ok(),
             queue: OnceLock::new(),
         }
     }
@@ -44,7 +49,11 @@ impl OutcomeRecorder {
     pub(crate) async fn record(&self, ids: Vec<Uuid>, pushed: Vec<bool>) -> Result<(), String> {
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(write_batches(self.pool.clone(), rx));
+            let task = write_batches(self.pool.clone(), rx);
+            match &self.runtime {
+                Some(runtime) => drop(runtime.spawn(task)),
+                None => drop(tokio::spawn(task)),
+            }
             tx
         });
         let (written, wait) = oneshot::channel();
