@@ -23,8 +23,9 @@ pub(crate) struct Prepared {
     created_at: DateTime<Utc>,
     origin_request_id: Option<String>,
     routes: Vec<NewRoute>,
-    /// (delivery id the email route points at, the mail).
-    mails: Vec<(Uuid, galaxy_mail::NewMail)>,
+    /// The delivery ids the email routes point at, `mail_ids[i]` for `mails[i]`.
+    mail_ids: Vec<Uuid>,
+    mails: Vec<galaxy_mail::NewMail>,
     events: Vec<PushEvent>,
 }
 
@@ -130,8 +131,8 @@ pub(crate) fn prepare(
             routes.push(email_route(None, address, "admin_email_not_configured"));
         }
     }
-    let mails = if addressed.is_empty() {
-        Vec::new()
+    let (mail_ids, mails) = if addressed.is_empty() {
+        (Vec::new(), Vec::new())
     } else {
         let (subject, body_text) = catalog::render_mail(spec.kind, &intent.payload);
         addressed
@@ -148,7 +149,7 @@ pub(crate) fn prepare(
                 };
                 (mail_id, mail)
             })
-            .collect()
+            .unzip()
     };
     Ok(Prepared {
         intent_id,
@@ -158,6 +159,7 @@ pub(crate) fn prepare(
         created_at: now,
         origin_request_id,
         routes,
+        mail_ids,
         mails,
         events,
     })
@@ -186,12 +188,8 @@ pub(crate) async fn write(
             created: false,
         });
     }
-    if !prepared.mails.is_empty() {
-        let (mail_ids, mails): (Vec<Uuid>, Vec<galaxy_mail::NewMail>) =
-            prepared.mails.iter().cloned().unzip();
-        // The routes already point at these delivery ids.
-        galaxy_mail::enqueue_many_as(conn, &mail_ids, &mails).await?;
-    }
+    // The routes already point at these delivery ids.
+    galaxy_mail::enqueue_many_as(conn, &prepared.mail_ids, &prepared.mails).await?;
     Ok(Submitted {
         intent_id: prepared.intent_id,
         created: true,
