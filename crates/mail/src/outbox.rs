@@ -1,6 +1,7 @@
 use diesel::QueryResult;
 use diesel::sql_types::{Array, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use galaxy_db::column;
 use uuid::Uuid;
 
 /// A rendered mail ready for the outbox (see [`crate::templates`]).
@@ -52,11 +53,7 @@ pub async fn enqueue_many_as(
         return Ok(());
     }
     let current = galaxy_core::current_request_id();
-    fn column<'a, T>(mails: &'a [NewMail], f: impl Fn(&'a NewMail) -> T) -> Vec<T> {
-        mails.iter().map(f).collect()
-    }
-    // Arrays rather than a multi-row VALUES list: one statement text for any
-    // number of mails, so it is prepared once per connection and cached.
+    // Arrays rather than a multi-row VALUES list: prepared once per connection.
     diesel::sql_query(
         "INSERT INTO mail_deliveries (id, kind, to_address, subject, body_text, body_html, \
                                       notification_route_id, origin_request_id) \

@@ -10,6 +10,7 @@ use diesel::sql_types::{
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use galaxy_core::Page;
+use galaxy_db::column;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -52,11 +53,6 @@ pub struct NewRoute {
     /// The mail delivery this email route hands over to (its id is chosen
     /// up front; the FK is checked at commit, see migration 00004).
     pub mail_delivery_id: Option<Uuid>,
-}
-
-/// One column of `rows`, to bind as a PostgreSQL array.
-fn column<'a, T, U>(rows: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U> {
-    rows.iter().map(f).collect()
 }
 
 /// Writes the intent and all its routes in one statement, unless
