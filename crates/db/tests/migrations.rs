@@ -8,7 +8,10 @@ use galaxy_testdb::TestDb;
 /// fails this test on purpose.
 const EXPECTED_TABLES: &[&str] = &[
     "__diesel_schema_migrations",
+    "account_reactions",
     "accounts",
+    "admin_audit",
+    "admin_login_attempts",
     "admin_sessions",
     "admins",
     "auth_challenges",
