@@ -121,6 +121,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// Secret variables that may instead be given as `<NAME>_FILE`, naming a file
+/// whose content is the value (Docker and Kubernetes secrets are files).
+pub const SECRET_VARIABLES: &[&str] = &[
+    "BACKEND_POSTGRES_DSN",
+    "BACKEND_PUSH_TOKEN",
+    "BACKEND_SMTP_PASSWORD",
+    "BACKEND_ADMIN_BOOTSTRAP_PASSWORD",
+    "GATEWAY_PUSH_TOKEN",
+    "GATEWAY_REDIS_URL",
+];
+
+/// The suffix of a secret given as a file (`BACKEND_PUSH_TOKEN_FILE`).
+pub const FILE_SUFFIX: &str = "_FILE";
+
 /// A snapshot of the environment to read configuration from.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
@@ -146,6 +160,37 @@ impl Env {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
         }
+    }
+
+    /// Replaces every `<NAME>_FILE` of [`SECRET_VARIABLES`] by `NAME` with the
+    /// file's content (one trailing newline trimmed: editors and `echo` add
+    /// it). Setting both forms is an error, as is an unreadable file; the
+    /// message names the variable and the path, never the content.
+    pub fn read_secret_files(mut self) -> Result<Self, ConfigError> {
+        for name in SECRET_VARIABLES {
+            let file_var = format!("{name}{FILE_SUFFIX}");
+            let Some(path) = self.get(&file_var).map(str::to_owned) else {
+                continue;
+            };
+            if self.get(name).is_some() {
+                return Err(ConfigError::new(
+                    &file_var,
+                    format!("set either {name} or {file_var}, not both"),
+                ));
+            }
+            let content = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::new(&file_var, format!("cannot read {path:?}: {e}")))?;
+            let value = content
+                .strip_suffix("\r\n")
+                .or_else(|| content.strip_suffix('\n'))
+                .unwrap_or(&content);
+            if value.is_empty() {
+                return Err(ConfigError::new(&file_var, format!("{path:?} is empty")));
+            }
+            self.vars.insert((*name).to_owned(), value.to_owned());
+            self.vars.remove(&file_var);
+        }
+        Ok(self)
     }
 
     /// The raw value; an empty string counts as unset.
@@ -226,10 +271,16 @@ impl Env {
     }
 
     /// Variables with `prefix` that are not in `known` (to warn about typos).
+    /// The `_FILE` form of a known secret counts as known.
     pub fn unknown_with_prefix(&self, prefix: &str, known: &[&str]) -> Vec<String> {
+        let is_known = |k: &str| {
+            known.contains(&k)
+                || k.strip_suffix(FILE_SUFFIX)
+                    .is_some_and(|n| known.contains(&n) && SECRET_VARIABLES.contains(&n))
+        };
         self.vars
             .keys()
-            .filter(|k| k.starts_with(prefix) && !known.contains(&k.as_str()))
+            .filter(|k| k.starts_with(prefix) && !is_known(k))
             .cloned()
             .collect()
     }
@@ -283,5 +334,106 @@ mod tests {
             "otlp"
         );
         assert!(format!("{:?}", Secret::new("hunter2")).contains("***"));
+    }
+
+    /// A file removed on drop (core has no tempfile dependency).
+    struct TempFile(std::path::PathBuf);
+
+    impl TempFile {
+        fn str(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            if let Err(e) = std::fs::remove_file(&self.0) {
+                eprintln!("cannot remove test file {}: {e}", self.0.display());
+            }
+        }
+    }
+
+    fn secret_file(content: &str) -> TempFile {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "galaxy-core-secret-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, content).unwrap();
+        TempFile(path)
+    }
+
+    #[test]
+    fn secrets_from_files() {
+        let token = secret_file("s3cret-token-0123456789\n");
+        let dsn = secret_file("postgres://u:p@db/galaxy\r\n");
+        let bare = secret_file("no-newline");
+        let env = Env::from_pairs([
+            ("BACKEND_PUSH_TOKEN_FILE", token.str()),
+            ("BACKEND_POSTGRES_DSN_FILE", dsn.str()),
+            ("GATEWAY_REDIS_URL_FILE", bare.str()),
+            ("BACKEND_SMTP_HOST", "mail"),
+        ])
+        .read_secret_files()
+        .unwrap();
+        assert_eq!(
+            env.get("BACKEND_PUSH_TOKEN"),
+            Some("s3cret-token-0123456789")
+        );
+        assert_eq!(
+            env.get("BACKEND_POSTGRES_DSN"),
+            Some("postgres://u:p@db/galaxy")
+        );
+        assert_eq!(env.get("GATEWAY_REDIS_URL"), Some("no-newline"));
+        // only one trailing newline is the file's framing; the rest is value
+        let two = secret_file("pw\n\n");
+        let env = Env::from_pairs([("BACKEND_SMTP_PASSWORD_FILE", two.str())])
+            .read_secret_files()
+            .unwrap();
+        assert_eq!(env.get("BACKEND_SMTP_PASSWORD"), Some("pw\n"));
+    }
+
+    #[test]
+    fn secret_file_errors_name_the_variable() {
+        let token = secret_file("t");
+        let both = Env::from_pairs([
+            ("GATEWAY_PUSH_TOKEN", "inline"),
+            ("GATEWAY_PUSH_TOKEN_FILE", token.str()),
+        ])
+        .read_secret_files()
+        .unwrap_err();
+        assert_eq!(both.variable, "GATEWAY_PUSH_TOKEN_FILE");
+        assert!(both.problem.contains("not both"), "{both}");
+        let missing = Env::from_pairs([("BACKEND_PUSH_TOKEN_FILE", "/nonexistent/galaxy/token")])
+            .read_secret_files()
+            .unwrap_err();
+        assert_eq!(missing.variable, "BACKEND_PUSH_TOKEN_FILE");
+        assert!(missing.problem.contains("/nonexistent/galaxy/token"));
+        let empty = secret_file("\n");
+        let err = Env::from_pairs([("BACKEND_ADMIN_BOOTSTRAP_PASSWORD_FILE", empty.str())])
+            .read_secret_files()
+            .unwrap_err();
+        assert!(err.problem.contains("empty"), "{err}");
+        // a non-secret variable has no _FILE form: it stays as it is
+        let env = Env::from_pairs([("BACKEND_SMTP_HOST_FILE", token.str())])
+            .read_secret_files()
+            .unwrap();
+        assert_eq!(env.get("BACKEND_SMTP_HOST"), None);
+    }
+
+    #[test]
+    fn file_forms_of_known_secrets_are_not_unknown() {
+        let env = Env::from_pairs([
+            ("BACKEND_PUSH_TOKEN_FILE", "/run/secrets/t"),
+            ("BACKEND_SMTP_HOST_FILE", "/x"),
+            ("BACKEND_TYPO", "1"),
+        ]);
+        let known = ["BACKEND_PUSH_TOKEN", "BACKEND_SMTP_HOST"];
+        assert_eq!(
+            env.unknown_with_prefix("BACKEND_", &known),
+            ["BACKEND_SMTP_HOST_FILE", "BACKEND_TYPO"]
+        );
     }
 }

@@ -71,15 +71,17 @@ pub(crate) fn api_error_from_actix(err: &actix_web::Error, status: StatusCode) -
     ApiError::for_status(status)
 }
 
-/// `GET /healthz`: 200 while the process is alive.
+/// Liveness: 200 while the process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "probes",
     responses((status = 200, description = "The process is alive")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: 200 when every readiness condition holds, else 503 naming
-/// what is not ready. PostgreSQL is re-checked on each call.
+/// Readiness: 200 when every readiness condition holds, else 503.
+///
+/// The 503 body names what is not ready. PostgreSQL is re-checked on each
+/// call.
 #[utoipa::path(get, path = "/readyz", tag = "probes", responses(
     (status = 200, description = "Ready to serve", body = crate::readiness::ReadinessReport),
     (status = 503, description = "Not ready; the body names what is missing", body = crate::readiness::ReadinessReport)))]

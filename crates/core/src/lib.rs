@@ -7,6 +7,8 @@
 //! environment parsing helpers. No domain logic lives here.
 
 pub mod env;
+pub mod failpoint;
+pub mod healthcheck;
 pub mod http;
 mod ids;
 mod pagination;
@@ -14,6 +16,9 @@ mod principal;
 mod problem;
 mod readiness;
 mod request;
+mod request_id;
+pub mod schema_rules;
+mod signal;
 mod source_ip;
 mod validate;
 
@@ -23,10 +28,9 @@ pub use principal::{
     AdminPrincipal, AdminSessionResolver, UserPrincipal, UserSessionResolver, bearer_token,
 };
 pub use problem::{ApiError, FieldError, Problem};
-pub use readiness::{Readiness, ReadinessCheck, ReadinessReport, ReadyFlag};
-pub use request::{
-    RequestContext, RequestObserver, current_request_id, request_id_or_new, set_request_observer,
-    with_request_id,
-};
+pub use readiness::{LeaderProbe, Readiness, ReadinessCheck, ReadinessReport, ReadyFlag};
+pub use request::{RequestContext, RequestObserver, set_request_observer};
+pub use request_id::{current_request_id, request_id_or_new, with_request_id};
+pub use signal::shutdown_signal;
 pub use source_ip::{SourceIp, source_ip};
-pub use validate::Validator;
+pub use validate::{Validator, is_invisible, json_problem, name_pattern, name_problem};

@@ -5,14 +5,18 @@ use crate::problem::ApiError;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 200;
+/// The last page number a client may ask for (documented as the maximum).
+pub const MAX_PAGE: u32 = 1_000_000;
 
 /// `?page=N&page_size=M` as sent by the client (1-based pages).
 #[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// 1-based page number (default 1).
+    /// 1-based page number (default 1, at most 1000000).
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u32>,
     /// Items per page (default 50, at most 200).
+    #[param(minimum = 1, maximum = 200)]
     pub page_size: Option<u32>,
 }
 
@@ -35,8 +39,11 @@ impl Default for Page {
 impl PageQuery {
     pub fn validate(self) -> Result<Page, ApiError> {
         let page = self.page.unwrap_or(1);
-        if page == 0 {
-            return Err(ApiError::invalid_field("page", "must be 1 or greater"));
+        if !(1..=MAX_PAGE).contains(&page) {
+            return Err(ApiError::invalid_field(
+                "page",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
         }
         let page_size = self.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
@@ -107,6 +114,14 @@ mod tests {
         assert!(
             PageQuery {
                 page: Some(0),
+                page_size: None
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            PageQuery {
+                page: Some(MAX_PAGE + 1),
                 page_size: None
             }
             .validate()

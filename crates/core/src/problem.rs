@@ -9,7 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::request::current_request_id;
+use crate::request_id::current_request_id;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
@@ -125,6 +125,13 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
     }
 
+    /// Adds `Retry-After: secs` (at least 1) to the response.
+    #[must_use]
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs.max(1));
+        self
+    }
+
     /// A 500. The cause is logged here, never sent to the client.
     pub fn internal(cause: impl fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -137,6 +144,16 @@ impl ApiError {
 
     pub fn code(&self) -> &str {
         &self.code
+    }
+
+    /// The HTTP status, as a number (for servers on another HTTP stack).
+    pub fn status_u16(&self) -> u16 {
+        self.status.as_u16()
+    }
+
+    /// Seconds for `Retry-After`, when the error carries one.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_secs
     }
 
     pub fn detail(&self) -> &str {

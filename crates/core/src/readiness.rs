@@ -36,10 +36,14 @@ pub struct Readiness {
     inner: Arc<Mutex<Inner>>,
 }
 
+/// Tells whether this process leads (SYSTEM.md §12); not a condition.
+pub type LeaderProbe = Arc<dyn Fn() -> bool + Send + Sync>;
+
 #[derive(Default)]
 struct Inner {
     flags: Vec<(String, ReadyFlag)>,
     checks: Vec<(String, Arc<dyn ReadinessCheck>)>,
+    leader: Option<LeaderProbe>,
 }
 
 /// The `/readyz` body.
@@ -48,6 +52,10 @@ pub struct ReadinessReport {
     pub ready: bool,
     /// Every condition by name: `ok` or what is wrong.
     pub checks: std::collections::BTreeMap<String, String>,
+    /// Whether this backend runs the leader-only workers (the reconciler
+    /// and the turn scheduler); a follower is as ready as the leader.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<bool>,
 }
 
 impl Readiness {
@@ -66,18 +74,28 @@ impl Readiness {
         self.lock().checks.push((name.to_owned(), check));
     }
 
+    /// Reports leadership in every `/readyz` body.
+    pub fn report_leader(&self, probe: LeaderProbe) {
+        self.lock().leader = Some(probe);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub async fn report(&self) -> ReadinessReport {
-        let (flags, checks) = {
+        let (flags, checks, leader) = {
             let inner = self.lock();
-            (inner.flags.clone(), inner.checks.clone())
+            (
+                inner.flags.clone(),
+                inner.checks.clone(),
+                inner.leader.clone(),
+            )
         };
         let mut report = ReadinessReport {
             ready: true,
             checks: Default::default(),
+            leader: leader.map(|probe| probe()),
         };
         for (name, check) in checks {
             let state = match check.check().await {
@@ -123,5 +141,17 @@ mod tests {
         assert!(!report.ready);
         assert_eq!(report.checks["postgres"], "unreachable");
         assert_eq!(report.checks["cache"], "ok");
+        assert_eq!(report.leader, None);
+    }
+
+    #[tokio::test]
+    async fn leadership_is_reported_but_not_a_condition() {
+        let r = Readiness::new();
+        r.report_leader(Arc::new(|| false));
+        let report = r.report().await;
+        assert!(report.ready);
+        assert_eq!(report.leader, Some(false));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["leader"], false);
     }
 }

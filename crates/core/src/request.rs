@@ -14,12 +14,7 @@ use futures_util::future::LocalBoxFuture;
 use tracing::Instrument;
 
 use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE};
-
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
+use crate::request_id::{REQUEST_ID_HEADER, request_id_or_new, with_request_id};
 
 /// Observes every request without this crate knowing about exporters: the
 /// binary installs one (its telemetry wiring) to link the request span to
@@ -36,42 +31,6 @@ static OBSERVER: OnceLock<Box<dyn RequestObserver>> = OnceLock::new();
 /// Installs the process-wide observer; returns false if one already is.
 pub fn set_request_observer(observer: impl RequestObserver) -> bool {
     OBSERVER.set(Box::new(observer)).is_ok()
-}
-
-/// The id of the request being served by this task, if any.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
-
-/// Runs `fut` with `request_id` as its request id: for work a request hands
-/// to another task (which does not inherit the task-local), so its logs and
-/// the rows it enqueues still carry the request's id.
-pub async fn with_request_id<F: std::future::Future>(
-    request_id: Option<String>,
-    fut: F,
-) -> F::Output {
-    match request_id {
-        Some(id) => REQUEST_ID.scope(id, fut).await,
-        None => fut.await,
-    }
-}
-
-/// The caller's request id when it is sane, else a fresh one. Shared by the
-/// HTTP middleware and the gRPC listener so both accept the same ids.
-pub fn request_id_or_new(supplied: Option<&str>) -> String {
-    supplied
-        .filter(|v| sane_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
-}
-
-/// A client-supplied id is kept when it is a short token of safe characters;
-/// anything else is replaced so ids can be logged and echoed safely.
-fn sane_request_id(value: &str) -> bool {
-    (1..=128).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 /// Middleware; wrap the whole app with it (outermost).
@@ -157,7 +116,7 @@ where
         .instrument(span);
         let scoped_id = request_id.clone();
         Box::pin(async move {
-            let mut res = REQUEST_ID.scope(scoped_id, fut).await?;
+            let mut res = with_request_id(Some(scoped_id), fut).await?;
             if let Ok(v) = HeaderValue::from_str(&request_id) {
                 res.headers_mut()
                     .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
@@ -175,10 +134,13 @@ fn ensure_problem_body(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody
         return res;
     }
     // A handler that chose a JSON body (problem or, like /readyz, a report)
-    // keeps it; bare framework errors are replaced.
+    // or an HTML page (the operator console's error pages) keeps it; bare
+    // framework errors are replaced.
     let is_json = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
         let v = v.as_bytes();
-        v.starts_with(PROBLEM_CONTENT_TYPE.as_bytes()) || v.starts_with(b"application/json")
+        v.starts_with(PROBLEM_CONTENT_TYPE.as_bytes())
+            || v.starts_with(b"application/json")
+            || v.starts_with(b"text/html")
     });
     if is_json {
         return res;
@@ -188,8 +150,14 @@ fn ensure_problem_body(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody
         Some(err) => crate::http::api_error_from_actix(err, status),
         None => ApiError::for_status(status),
     };
+    // actix's resource default answers a wrong method with 405 and `Allow`
+    // listing the resource's methods (SYSTEM.md §5); the header survives.
+    let allow = res.headers().get(header::ALLOW).cloned();
     let (req, _old) = res.into_parts();
-    let new = actix_web::ResponseError::error_response(&replacement);
+    let mut new = actix_web::ResponseError::error_response(&replacement);
+    if let Some(allow) = allow {
+        new.headers_mut().insert(header::ALLOW, allow);
+    }
     ServiceResponse::new(req, new)
 }
 
@@ -202,7 +170,8 @@ mod tests {
     use actix_web::test as atest;
     use actix_web::{App, HttpResponse, web};
 
-    use super::{RequestContext, RequestObserver, sane_request_id, set_request_observer};
+    use super::{RequestContext, RequestObserver, set_request_observer};
+    use crate::request_id::sane_request_id;
 
     /// (traceparent seen at start, method, route, status) of one request.
     type Seen = (Option<String>, String, String, u16);

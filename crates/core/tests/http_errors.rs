@@ -126,3 +126,52 @@ async fn unknown_route_and_wrong_method() {
         (405, Some("method_not_allowed"))
     );
 }
+
+/// SYSTEM.md §5: an undeclared method on a declared path is 405
+/// problem+json with `Allow` naming the declared methods — module routes
+/// and probes alike.
+#[actix_web::test]
+async fn wrong_method_is_405_with_allow_everywhere() {
+    let app = test::init_service(
+        App::new()
+            .wrap(RequestContext)
+            .configure(galaxy_core::http::configure_extractors)
+            .configure(galaxy_core::http::configure_probes)
+            .service(web::resource("/things").post(create).get(list))
+            .service(web::resource("/things/{id}").get(by_id)),
+    )
+    .await;
+    for (method, uri, allowed) in [
+        ("DELETE", "/things", &["GET", "POST"][..]),
+        ("PUT", "/things", &["GET", "POST"]),
+        (
+            "PATCH",
+            "/things/0190d7a5-0000-7000-8000-000000000000",
+            &["GET"],
+        ),
+        ("POST", "/healthz", &["GET"]),
+        ("DELETE", "/readyz", &["GET"]),
+    ] {
+        let req = test::TestRequest::default()
+            .method(method.parse().unwrap())
+            .uri(uri)
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        let allow = resp
+            .headers()
+            .get("allow")
+            .unwrap_or_else(|| panic!("{method} {uri}: no Allow header"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let mut listed: Vec<&str> = allow.split(',').map(str::trim).collect();
+        listed.sort_unstable();
+        assert_eq!(listed, allowed, "{method} {uri}");
+        let (status, body) = problem(resp).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (405, Some("method_not_allowed")),
+            "{method} {uri}"
+        );
+    }
+}
