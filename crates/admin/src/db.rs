@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use galaxy_db::announce::announce;
 use uuid::Uuid;
 
 use crate::schema::{admin_sessions, admins};
@@ -29,6 +30,11 @@ pub(crate) struct SessionRow {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
+
+/// The channel on which every write below announces the admin it touched
+/// (its row or one of its sessions), in the write's transaction. The tables
+/// are small: a peer reloads both whole.
+pub(crate) const CHANNEL: &str = "galaxy_admins";
 
 pub(crate) async fn load_admins(conn: &mut AsyncPgConnection) -> QueryResult<Vec<AdminRow>> {
     admins::table.select(AdminRow::as_select()).load(conn).await
@@ -62,41 +68,54 @@ pub(crate) async fn insert_admin(
     conn: &mut AsyncPgConnection,
     row: &AdminRow,
 ) -> QueryResult<Option<AdminRow>> {
-    diesel::insert_into(admins::table)
-        .values(row)
-        .on_conflict(admins::username)
-        .do_nothing()
-        .returning(AdminRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()
+    conn.transaction(async |c| {
+        let inserted = diesel::insert_into(admins::table)
+            .values(row)
+            .on_conflict(admins::username)
+            .do_nothing()
+            .returning(AdminRow::as_returning())
+            .get_result(c)
+            .await
+            .optional()?;
+        announce(c, CHANNEL, inserted.iter().map(|a| a.id)).await?;
+        Ok(inserted)
+    })
+    .await
 }
 
 pub(crate) async fn insert_session(
     conn: &mut AsyncPgConnection,
     row: &SessionRow,
 ) -> QueryResult<()> {
-    diesel::insert_into(admin_sessions::table)
-        .values(row)
-        .execute(conn)
-        .await
-        .map(drop)
+    conn.transaction(async |c| {
+        diesel::insert_into(admin_sessions::table)
+            .values(row)
+            .execute(c)
+            .await?;
+        announce(c, CHANNEL, [row.admin_id]).await
+    })
+    .await
 }
 
 pub(crate) async fn revoke_session(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
-    diesel::update(
-        admin_sessions::table
-            .filter(admin_sessions::id.eq(id))
-            .filter(admin_sessions::revoked_at.is_null()),
-    )
-    .set(admin_sessions::revoked_at.eq(Utc::now()))
-    .execute(conn)
+    conn.transaction(async |c| {
+        let owner: Option<Uuid> = diesel::update(
+            admin_sessions::table
+                .filter(admin_sessions::id.eq(id))
+                .filter(admin_sessions::revoked_at.is_null()),
+        )
+        .set(admin_sessions::revoked_at.eq(Utc::now()))
+        .returning(admin_sessions::admin_id)
+        .get_result(c)
+        .await
+        .optional()?;
+        announce(c, CHANNEL, owner).await
+    })
     .await
-    .map(drop)
 }
 
 /// New password; every other live session of the admin revoked. Returns the
-/// updated admin and the revoked session ids.
+/// updated admin and the revoked session ids. Call inside a transaction.
 pub(crate) async fn rotate_password(
     conn: &mut AsyncPgConnection,
     admin_id: Uuid,
@@ -122,5 +141,6 @@ pub(crate) async fn rotate_password(
     .returning(admin_sessions::id)
     .get_results(conn)
     .await?;
+    announce(conn, CHANNEL, [admin_id]).await?;
     Ok((admin, revoked))
 }

@@ -15,6 +15,9 @@ pub enum AdminError {
     UsernameTaken,
     #[error("password hashing failed: {0}")]
     Hash(String),
+    /// Too many password checks are running and waiting.
+    #[error("too many password checks in progress")]
+    Busy,
     #[error(transparent)]
     User(#[from] UserError),
     #[error(transparent)]
@@ -48,13 +51,13 @@ impl From<AdminError> for ApiError {
                 ApiError::conflict("username_taken", "an admin with this username exists")
             }
             AdminError::Hash(e) => ApiError::internal(e),
+            AdminError::Busy => {
+                ApiError::unavailable("too many sign-ins in progress; retry shortly")
+                    .with_retry_after(1)
+            }
             AdminError::User(e) => e.into(),
             AdminError::Auth(e) => e.into(),
-            AdminError::Db(DbError::Pool(e)) => {
-                tracing::warn!(error = %e, "database unavailable");
-                ApiError::unavailable("the database is unavailable; retry later")
-            }
-            AdminError::Db(e) => ApiError::internal(e),
+            AdminError::Db(e) => e.into(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Administrators (layer 3; uses auth and user): the bootstrap admin,
-//! argon2id passwords, admin sessions in a whole-table cache (the binary's
-//! `AdminSessionResolver`), failed-login limits, and the admin HTTP surface
+//! argon2id passwords (bounded by a `HashGate`), admin sessions in a whole-table cache (the binary's
+//! `AdminSessionResolver`), failed-login limits counted in PostgreSQL and reserved before the hash, and the admin HTTP surface
 //! over admins and users (`/api/v1/admin/auth/*`, `/admins`, `/users`).
 
 mod cache;
@@ -13,7 +13,7 @@ pub mod schema;
 mod service;
 
 pub use error::AdminError;
-pub use limiter::FailureLimiter;
+pub use limiter::HashGate;
 pub use routes::{
     AdminLogin, AdminToken, AdminUsersQuery, NewAdmin, PasswordChange, UserDetail, configure,
     openapi,

@@ -17,7 +17,10 @@ use crate::service::{AdminService, AdminView};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminLogin {
+    /// 1–64 characters, no control characters.
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub username: String,
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
 }
 
@@ -32,8 +35,10 @@ pub struct AdminToken {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
+    #[schema(max_length = 1024)]
     pub current_password: String,
     /// At least 12 characters.
+    #[schema(min_length = 12, max_length = 1024)]
     pub new_password: String,
 }
 
@@ -42,8 +47,10 @@ pub struct PasswordChange {
 #[serde(deny_unknown_fields)]
 pub struct NewAdmin {
     /// 3–64 of `a-z 0-9 . _ -`, starting with a letter or digit.
+    #[schema(min_length = 3, max_length = 64, pattern = r"^[a-z0-9][a-z0-9._-]*$")]
     pub username: String,
     /// At least 12 characters.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
 }
 
@@ -52,11 +59,16 @@ pub struct NewAdmin {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AdminUsersQuery {
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u32>,
+    #[param(minimum = 1, maximum = 200)]
     pub page_size: Option<u32>,
-    /// Case-insensitive substring of the email or display name.
+    /// Case-insensitive substring of the email or display name (at most 254
+    /// characters, no control characters).
+    #[param(max_length = 254, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub q: Option<String>,
-    /// `active`, `blocked` or `deleted`.
+    /// `active`, `blocked` or `deleted` (empty: every status).
+    #[param(pattern = "^(active|blocked|deleted)?$")]
     pub status: Option<String>,
 }
 
@@ -96,19 +108,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 200, description = "Signed in", body = AdminToken),
         (status = 400, description = "Malformed body (`validation_failed`)", body = Problem),
         (status = 401, description = "Wrong username or password (`invalid_credentials`)", body = Problem),
-        (status = 429, description = "Too many failed logins from this address or for this username (`rate_limited`, `Retry-After`)", body = Problem)))]
+        (status = 429, description = "Too many failed logins from this address or for this username (`rate_limited`, `Retry-After`)", body = Problem),
+        (status = 503, description = "Too many password checks at once, or the database is unavailable (`unavailable`, `Retry-After`)", body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn login(
     admin: web::Data<dyn AdminService>,
     ip: SourceIp,
     body: web::Json<AdminLogin>,
 ) -> Result<HttpResponse, ApiError> {
+    // `text` (the limits table's username key) refuses NUL: control
+    // characters are refused here, before anything is stored.
     Validator::new()
-        .check(
-            (1..=64).contains(&body.username.chars().count()),
-            "username",
-            "must be 1 to 64 characters",
-        )
+        .text("username", &body.username, 1, 64)
         .check(
             (1..=MAX_PASSWORD).contains(&body.password.chars().count()),
             "password",

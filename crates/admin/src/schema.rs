@@ -21,3 +21,13 @@ diesel::table! {
         revoked_at -> Nullable<Timestamptz>,
     }
 }
+
+diesel::table! {
+    /// Failed (and in-progress) admin logins inside the limit window.
+    admin_login_attempts (id) {
+        id -> Uuid,
+        source_ip -> Text,
+        username -> Text,
+        attempted_at -> Timestamptz,
+    }
+}

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::cache::{AdminCache, CachedSession};
 use crate::db::{self, AdminRow, SessionRow};
 use crate::error::AdminError;
-use crate::limiter::FailureLimiter;
+use crate::limiter::{self, HashGate, LoginLimits};
 use crate::password;
 
 /// Admin tokens start with this (user tokens with `gu_`); they live in
@@ -31,6 +31,9 @@ pub struct AdminSettings {
     pub session_ttl: Duration,
     /// Failed logins per source IP per window; per username it is half.
     pub login_limit: RateLimit,
+    /// argon2 hashes running at once (`BACKEND_ADMIN_HASH_CONCURRENCY`);
+    /// up to four times as many wait, the others answer 503.
+    pub hash_concurrency: usize,
 }
 
 /// An administrator as the API shows it (never the hash).
@@ -95,8 +98,8 @@ pub struct PgAdminService {
     auth: Arc<dyn AuthService>,
     settings: AdminSettings,
     cache: AdminCache,
-    ip_failures: FailureLimiter,
-    username_failures: FailureLimiter,
+    limits: LoginLimits,
+    hashes: HashGate,
 }
 
 fn dberr(e: impl Into<DbError>) -> AdminError {
@@ -107,25 +110,30 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-async fn hash_blocking(password: &str) -> Result<String, AdminError> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(|e| AdminError::Hash(e.to_string()))?
-        .map_err(|e| AdminError::Hash(e.to_string()))
-}
+impl PgAdminService {
+    async fn hash(&self, password: &str) -> Result<String, AdminError> {
+        let password = password.to_owned();
+        self.hashes
+            .run(move || password::hash(&password))
+            .await
+            .ok_or(AdminError::Busy)?
+            .map_err(|e| AdminError::Hash(e.to_string()))
+    }
 
-async fn verify_blocking(password: &str, stored: Option<String>) -> bool {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || match stored {
-        Some(h) => password::verify(&password, &h),
-        None => {
-            password::burn(&password);
-            false
-        }
-    })
-    .await
-    .unwrap_or(false)
+    /// `Err(Busy)` when too many checks are running and waiting.
+    async fn verify(&self, password: &str, stored: Option<String>) -> Result<bool, AdminError> {
+        let password = password.to_owned();
+        self.hashes
+            .run(move || match stored {
+                Some(h) => password::verify(&password, &h),
+                None => {
+                    password::burn(&password);
+                    false
+                }
+            })
+            .await
+            .ok_or(AdminError::Busy)
+    }
 }
 
 impl PgAdminService {
@@ -135,14 +143,12 @@ impl PgAdminService {
         auth: Arc<dyn AuthService>,
         settings: AdminSettings,
     ) -> Self {
-        let window = settings.login_limit.window;
-        let per_ip = settings.login_limit.count;
         Self {
             pool,
             users,
             auth,
-            ip_failures: FailureLimiter::new(per_ip, window),
-            username_failures: FailureLimiter::new((per_ip / 2).max(1), window),
+            limits: LoginLimits::from_setting(settings.login_limit),
+            hashes: HashGate::new(settings.hash_concurrency),
             settings,
             cache: AdminCache::default(),
         }
@@ -157,7 +163,7 @@ impl PgAdminService {
             if db::username_exists(&mut conn, username).await? {
                 tracing::info!(username, "bootstrap admin exists; password left unchanged");
             } else {
-                let row = new_admin_row(username, hash_blocking(pw).await?);
+                let row = new_admin_row(username, self.hash(pw).await?);
                 match db::insert_admin(&mut conn, &row).await? {
                     Some(_) => tracing::info!(username, "bootstrap admin created"),
                     None => {
@@ -166,11 +172,20 @@ impl PgAdminService {
                 }
             }
         }
+        drop(conn);
+        self.reload().await?;
+        let (a, s) = self.cache.counts();
+        tracing::info!(admins = a, sessions = s, "admin cache warm");
+        Ok(())
+    }
+
+    /// Reads admins and live admin sessions whole into the cache (at boot,
+    /// and when a peer announced a change: the tables are small).
+    pub(crate) async fn reload(&self) -> Result<(), AdminError> {
+        let mut conn = self.pool.get().await.map_err(dberr)?;
         let admins = db::load_admins(&mut conn).await?;
         let sessions = db::load_live_sessions(&mut conn).await?;
         self.cache.replace_all(admins, sessions);
-        let (a, s) = self.cache.counts();
-        tracing::info!(admins = a, sessions = s, "admin cache warm");
         Ok(())
     }
 
@@ -201,20 +216,43 @@ impl AdminService for PgAdminService {
         source_ip: Option<IpAddr>,
     ) -> Result<(String, DateTime<Utc>), AdminError> {
         let ip_key = source_ip.map(|ip| ip.to_string()).unwrap_or_default();
-        let by_ip = self.ip_failures.check(&ip_key).err();
-        let by_name = self.username_failures.check(username).err();
-        if let Some(secs) = by_ip.into_iter().chain(by_name).max() {
-            tracing::warn!(retry_after = secs, "admin login rate limited");
-            return Err(AdminError::RateLimited(secs));
-        }
+        // The attempt is reserved (counted) before the hash; see `limiter`.
+        let limits = self.limits;
+        let mut conn = self.pool.get().await.map_err(dberr)?;
+        let reserved = conn
+            .transaction(async |c| {
+                limiter::reserve(c, &ip_key, username, limits)
+                    .await
+                    .map_err(AdminError::from)
+            })
+            .await?;
+        let attempt = match reserved {
+            Ok(id) => id,
+            Err(secs) => {
+                tracing::warn!(retry_after = secs, "admin login rate limited");
+                return Err(AdminError::RateLimited(secs));
+            }
+        };
+        // No connection is held across the hash.
+        drop(conn);
         let admin = self
             .cache
             .by_username(username)
             .filter(|a| a.disabled_at.is_none());
-        let ok = verify_blocking(password, admin.as_ref().map(|a| a.password_hash.clone())).await;
+        let checked = self
+            .verify(password, admin.as_ref().map(|a| a.password_hash.clone()))
+            .await;
+        let ok = match checked {
+            Ok(ok) => ok,
+            Err(e) => {
+                // Never checked: the attempt does not count.
+                let mut conn = self.pool.get().await.map_err(dberr)?;
+                limiter::release(&mut conn, attempt).await?;
+                tracing::warn!("admin login refused: too many password checks at once");
+                return Err(e);
+            }
+        };
         let Some(admin) = admin.filter(|_| ok) else {
-            self.ip_failures.record_failure(&ip_key);
-            self.username_failures.record_failure(username);
             tracing::warn!("admin login failed");
             return Err(AdminError::BadCredentials);
         };
@@ -233,6 +271,8 @@ impl AdminService for PgAdminService {
             expires_at,
         };
         let mut conn = self.pool.get().await.map_err(dberr)?;
+        // A successful login is not a failure: its reservation goes.
+        limiter::release(&mut conn, attempt).await?;
         db::insert_session(&mut conn, &row).await?;
         self.cache.put_session(
             d,
@@ -265,10 +305,13 @@ impl AdminService for PgAdminService {
             .cache
             .admin(who.admin_id)
             .ok_or(AdminError::BadCredentials)?;
-        if !verify_blocking(current, Some(admin.password_hash.clone())).await {
+        if !self
+            .verify(current, Some(admin.password_hash.clone()))
+            .await?
+        {
             return Err(AdminError::WrongPassword);
         }
-        let new_hash = hash_blocking(new).await?;
+        let new_hash = self.hash(new).await?;
         let (admin_id, keep) = (who.admin_id, who.session_id);
         let mut conn = self.pool.get().await.map_err(dberr)?;
         let (row, revoked) = conn
@@ -291,7 +334,7 @@ impl AdminService for PgAdminService {
         if self.cache.by_username(username).is_some() {
             return Err(AdminError::UsernameTaken);
         }
-        let row = new_admin_row(username, hash_blocking(password).await?);
+        let row = new_admin_row(username, self.hash(password).await?);
         let mut conn = self.pool.get().await.map_err(dberr)?;
         let row = db::insert_admin(&mut conn, &row)
             .await?
@@ -342,5 +385,26 @@ impl AdminSessionResolver for PgAdminService {
             session_id: s.id,
             username,
         })
+    }
+}
+
+/// Admins and their sessions follow the peers' changes (SYSTEM.md §12):
+/// any announced change reloads both small tables.
+#[async_trait::async_trait]
+impl galaxy_db::announce::Coherent for PgAdminService {
+    fn channel(&self) -> &'static str {
+        db::CHANNEL
+    }
+
+    async fn reload(&self, _admins: &[Uuid]) -> Result<(), String> {
+        PgAdminService::reload(self)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn reload_all(&self) -> Result<(), String> {
+        PgAdminService::reload(self)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -156,6 +156,8 @@ fn main() {
                 code_ttl: Duration::from_secs(600),
                 email_code_limit: "5/15m".parse().unwrap(),
                 ip_code_limit: "20/15m".parse().unwrap(),
+                challenge_retention: Duration::from_secs(86400),
+                session_retention: Duration::from_secs(86400),
             },
         ));
         users.warm().await.unwrap();

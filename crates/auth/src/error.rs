@@ -45,11 +45,7 @@ impl From<AuthError> for ApiError {
                 format!("the account is {}", status.as_str()),
             ),
             AuthError::SessionNotFound => ApiError::not_found("no such session"),
-            AuthError::Db(DbError::Pool(e)) => {
-                tracing::warn!(error = %e, "database unavailable");
-                ApiError::unavailable("the database is unavailable; retry later")
-            }
-            AuthError::Db(e) => ApiError::internal(e),
+            AuthError::Db(e) => e.into(),
         }
     }
 }

@@ -8,7 +8,9 @@
 //! is written in batches by a background flusher.
 
 mod challenge;
+mod coherence;
 mod error;
+mod retention;
 mod routes;
 pub mod schema;
 mod service;

@@ -16,6 +16,8 @@ use crate::session::SessionView;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeRequest {
+    /// An address (`local@domain.tld`, at most 254 characters); surrounding
+    /// whitespace is ignored and ASCII letters are lower-cased.
     pub email: String,
 }
 
@@ -33,6 +35,7 @@ pub struct ChallengeCreated {
 pub struct CodeVerify {
     pub challenge_id: Uuid,
     /// The 6-digit code from the mail.
+    #[schema(pattern = "^[0-9]{6}$", min_length = 6, max_length = 6)]
     pub code: String,
 }
 
@@ -187,5 +190,11 @@ struct AuthDoc;
 
 /// This module's part of the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    AuthDoc::openapi()
+    let mut doc = AuthDoc::openapi();
+    // The address rule comes from the code that enforces it.
+    if let Some(email) = galaxy_core::schema_rules::property_mut(&mut doc, "CodeRequest", "email") {
+        email.max_length = Some(galaxy_user::EMAIL_MAX);
+        email.pattern = Some(galaxy_user::EMAIL_PATTERN.to_owned());
+    }
+    doc
 }

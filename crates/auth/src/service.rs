@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use galaxy_core::env::RateLimit;
-use galaxy_core::{UserPrincipal, UserSessionResolver};
+use galaxy_core::{ApiError, UserPrincipal, UserSessionResolver};
 use galaxy_db::{DbError, Pool};
 use galaxy_geo::{CountryCounters, GeoIp};
 use galaxy_telemetry::email_hash;
@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::challenge::{self, NewChallenge};
 use crate::error::AuthError;
+use crate::retention;
 use crate::session::{self, Entry, SessionCache, SessionView};
 use crate::token;
 
@@ -28,12 +29,19 @@ pub const MAX_WRONG_CODES: i32 = 5;
 /// How often `last_seen_at` is written back.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often expired challenges and sessions are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+
 #[derive(Debug, Clone, Copy)]
 pub struct AuthSettings {
     pub session_ttl: Duration,
     pub code_ttl: Duration,
     pub email_code_limit: RateLimit,
     pub ip_code_limit: RateLimit,
+    /// How long an expired challenge is kept (`BACKEND_AUTH_CHALLENGE_RETENTION`).
+    pub challenge_retention: Duration,
+    /// How long an expired or revoked session is kept (`BACKEND_AUTH_SESSION_RETENTION`).
+    pub session_retention: Duration,
 }
 
 /// A successful verify.
@@ -133,6 +141,15 @@ impl PgAuthService {
         Ok(n)
     }
 
+    /// Reads these sessions again and applies them to the cache (a peer
+    /// opened or revoked them).
+    pub(crate) async fn reload_sessions(&self, ids: &[Uuid]) -> Result<(), AuthError> {
+        let mut conn = self.pool.get().await.map_err(db)?;
+        let rows = session::load_live_by_ids(&mut conn, ids).await?;
+        self.sessions.apply(ids, rows);
+        Ok(())
+    }
+
     pub fn cached_sessions(&self) -> usize {
         self.sessions.len()
     }
@@ -178,6 +195,59 @@ impl PgAuthService {
 
     /// The background task writing `last_seen_at` every second and once more
     /// at shutdown; also evicts expired sessions from the cache.
+    /// Deletes challenges and sessions past their retention (see
+    /// `retention`); returns (challenges, sessions) deleted.
+    pub async fn prune(&self) -> Result<(usize, usize), AuthError> {
+        let now = Utc::now();
+        let ago =
+            |d: Duration| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let s = &self.settings;
+        // A challenge still counts against a code-request window while it is in it.
+        let keep = s
+            .challenge_retention
+            .max(s.email_code_limit.window)
+            .max(s.ip_code_limit.window);
+        let mut conn = self.pool.get().await.map_err(db)?;
+        let mut challenges = 0;
+        loop {
+            let n = retention::prune_challenges(&mut conn, ago(keep)).await?;
+            challenges += n;
+            if n < retention::PRUNE_CHUNK as usize {
+                break;
+            }
+        }
+        let mut sessions = 0;
+        loop {
+            let n = retention::prune_sessions(&mut conn, ago(s.session_retention)).await?;
+            sessions += n;
+            if n < retention::PRUNE_CHUNK as usize {
+                break;
+            }
+        }
+        if challenges + sessions > 0 {
+            tracing::info!(challenges, sessions, "expired sign-in data pruned");
+        }
+        Ok((challenges, sessions))
+    }
+
+    /// Runs [`Self::prune`] every ten minutes (the first right away) until `shutdown`.
+    pub fn spawn_pruner(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PRUNE_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                if let Err(e) = this.prune().await {
+                    tracing::warn!(error = %e, "pruning expired sign-in data failed; will retry");
+                }
+            }
+        })
+    }
+
     pub fn spawn_flusher(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
         let this = Arc::clone(self);
         tokio::spawn(async move {
@@ -234,7 +304,9 @@ impl AuthService for PgAuthService {
         let expires_at = now
             + chrono::Duration::from_std(self.settings.code_ttl).unwrap_or(chrono::Duration::MAX);
         let ttl_minutes = self.settings.code_ttl.as_secs().div_ceil(60).max(1);
-        let mail = galaxy_mail::templates::login_code(email, &code, ttl_minutes);
+        let mut mail = galaxy_mail::templates::login_code(email, &code, ttl_minutes);
+        // The mail module scrubs the code once sent, or once it expired.
+        mail.secret_until = Some(expires_at);
         let ip = source_ip.map(|ip| ip.to_string());
         let settings = self.settings;
         let mut conn = self.pool.get().await.map_err(db)?;
@@ -330,6 +402,7 @@ impl AuthService for PgAuthService {
                     last_seen_ms: AtomicI64::new(now.timestamp_millis()),
                 };
                 session::insert(c, &digest, &entry).await?;
+                galaxy_db::announce::announce(c, session::CHANNEL, [entry.id]).await?;
                 Ok(Verdict::SignedIn(Box::new(SignedInRows {
                     account,
                     created,
@@ -445,19 +518,37 @@ impl UserSessionResolver for PgAuthService {
     }
 }
 
-/// Deleting or blocking an account revokes its sessions.
+/// Deleting or blocking an account revokes its sessions. Both are
+/// idempotent (a revoked session is never revoked again): the user module
+/// runs them again after a crash or a failure (decision HARD-15). Until
+/// then the account's status already keeps its tokens from resolving.
 #[async_trait::async_trait]
 impl UserEvents for PgAuthService {
-    async fn user_deleted(&self, account_id: Uuid) {
-        if let Err(e) = self.revoke_all(account_id).await {
-            // The account's status already keeps its tokens from resolving.
-            tracing::error!(%account_id, error = %e, "revoking sessions of a deleted account failed");
-        }
+    async fn user_deleted(&self, account_id: Uuid) -> Result<(), ApiError> {
+        self.revoke_all(account_id).await?;
+        Ok(())
     }
 
-    async fn user_blocked(&self, account_id: Uuid) {
-        if let Err(e) = self.revoke_all(account_id).await {
-            tracing::error!(%account_id, error = %e, "revoking sessions of a blocked account failed");
-        }
+    async fn user_blocked(
+        &self,
+        account_id: Uuid,
+        blocked_at: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        // A block completed late (after a crash) must not revoke a session
+        // opened after an unblock that came meanwhile.
+        let mut conn = self.pool.get().await.map_err(db)?;
+        let mut revoked = session::revoke_account_until(&mut conn, account_id, blocked_at)
+            .await
+            .map_err(db)?;
+        revoked.extend(
+            self.sessions
+                .of_account(account_id)
+                .iter()
+                .filter(|e| e.created_at <= blocked_at)
+                .map(|e| e.id),
+        );
+        self.remove_from_cache(&revoked);
+        tracing::info!(%account_id, "sessions of the blocked account revoked");
+        Ok(())
     }
 }

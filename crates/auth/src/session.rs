@@ -8,7 +8,8 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use galaxy_db::announce::announce;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -109,6 +110,18 @@ impl SessionCache {
         *self.write() = inner;
     }
 
+    /// Applies a reload of `ids`: those in `rows` are (re)placed, the others
+    /// (revoked, expired, deleted) removed.
+    pub fn apply(&self, ids: &[Uuid], rows: Vec<([u8; 32], Entry)>) {
+        let mut inner = self.write();
+        for id in ids {
+            inner.remove(*id);
+        }
+        for (digest, e) in rows {
+            inner.insert(digest, Arc::new(e));
+        }
+    }
+
     pub fn insert(&self, digest: [u8; 32], e: Entry) {
         self.write().insert(digest, Arc::new(e));
     }
@@ -186,17 +199,33 @@ struct SessionRow {
     user_agent: Option<String>,
 }
 
+/// The channel on which session changes are announced to every backend.
+pub(crate) const CHANNEL: &str = "galaxy_auth_sessions";
+
+const LIVE_COLUMNS: &str = "SELECT id, account_id, token_hash, created_at, last_seen_at, expires_at, \
+                host(source_ip) AS source_ip, user_agent \
+         FROM auth_sessions WHERE revoked_at IS NULL AND expires_at > now()";
+
 /// Every live (not revoked, not expired) session.
 pub(crate) async fn load_live(conn: &mut AsyncPgConnection) -> QueryResult<Vec<([u8; 32], Entry)>> {
-    let rows: Vec<SessionRow> = diesel::sql_query(
-        "SELECT id, account_id, token_hash, created_at, last_seen_at, expires_at, \
-                host(source_ip) AS source_ip, user_agent \
-         FROM auth_sessions WHERE revoked_at IS NULL AND expires_at > now()",
-    )
-    .load(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
+    let rows: Vec<SessionRow> = diesel::sql_query(LIVE_COLUMNS).load(conn).await?;
+    Ok(decode(rows))
+}
+
+/// Those of `ids` that are live.
+pub(crate) async fn load_live_by_ids(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> QueryResult<Vec<([u8; 32], Entry)>> {
+    let rows: Vec<SessionRow> = diesel::sql_query(format!("{LIVE_COLUMNS} AND id = ANY($1)"))
+        .bind::<Array<SqlUuid>, _>(ids)
+        .load(conn)
+        .await?;
+    Ok(decode(rows))
+}
+
+fn decode(rows: Vec<SessionRow>) -> Vec<([u8; 32], Entry)> {
+    rows.into_iter()
         .filter_map(|r| {
             let mut digest = [0u8; 32];
             hex::decode_to_slice(&r.token_hash, &mut digest).ok()?;
@@ -213,7 +242,7 @@ pub(crate) async fn load_live(conn: &mut AsyncPgConnection) -> QueryResult<Vec<(
                 },
             ))
         })
-        .collect())
+        .collect()
 }
 
 pub(crate) async fn insert(
@@ -239,14 +268,20 @@ pub(crate) async fn insert(
 
 /// Revokes the given live sessions; returns the ids actually revoked.
 pub(crate) async fn revoke(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<Uuid>> {
-    diesel::update(
-        auth_sessions::table
-            .filter(auth_sessions::id.eq_any(ids))
-            .filter(auth_sessions::revoked_at.is_null()),
-    )
-    .set(auth_sessions::revoked_at.eq(Utc::now()))
-    .returning(auth_sessions::id)
-    .get_results(conn)
+    conn.transaction(async |c| {
+        let revoked: Vec<Uuid> = diesel::update(
+            auth_sessions::table
+                .filter(auth_sessions::id.eq_any(ids))
+                .filter(auth_sessions::revoked_at.is_null()),
+        )
+        .set(auth_sessions::revoked_at.eq(Utc::now()))
+        .returning(auth_sessions::id)
+        .get_results(c)
+        .await?;
+        // Every backend drops them from its cache on commit.
+        announce(c, CHANNEL, &revoked).await?;
+        Ok(revoked)
+    })
     .await
 }
 
@@ -256,14 +291,44 @@ pub(crate) async fn revoke_account(
     conn: &mut AsyncPgConnection,
     account_id: Uuid,
 ) -> QueryResult<Vec<Uuid>> {
-    diesel::update(
-        auth_sessions::table
-            .filter(auth_sessions::account_id.eq(account_id))
-            .filter(auth_sessions::revoked_at.is_null()),
-    )
-    .set(auth_sessions::revoked_at.eq(Utc::now()))
-    .returning(auth_sessions::id)
-    .get_results(conn)
+    conn.transaction(async |c| {
+        let revoked: Vec<Uuid> = diesel::update(
+            auth_sessions::table
+                .filter(auth_sessions::account_id.eq(account_id))
+                .filter(auth_sessions::revoked_at.is_null()),
+        )
+        .set(auth_sessions::revoked_at.eq(Utc::now()))
+        .returning(auth_sessions::id)
+        .get_results(c)
+        .await?;
+        // Every backend drops them from its cache on commit.
+        announce(c, CHANNEL, &revoked).await?;
+        Ok(revoked)
+    })
+    .await
+}
+
+/// Revokes the live sessions of an account created up to `until`.
+pub(crate) async fn revoke_account_until(
+    conn: &mut AsyncPgConnection,
+    account_id: Uuid,
+    until: DateTime<Utc>,
+) -> QueryResult<Vec<Uuid>> {
+    conn.transaction(async |c| {
+        let revoked: Vec<Uuid> = diesel::update(
+            auth_sessions::table
+                .filter(auth_sessions::account_id.eq(account_id))
+                .filter(auth_sessions::created_at.le(until))
+                .filter(auth_sessions::revoked_at.is_null()),
+        )
+        .set(auth_sessions::revoked_at.eq(Utc::now()))
+        .returning(auth_sessions::id)
+        .get_results(c)
+        .await?;
+        // Every backend drops them from its cache on commit.
+        announce(c, CHANNEL, &revoked).await?;
+        Ok(revoked)
+    })
     .await
 }
 

@@ -12,7 +12,7 @@ use galaxy_core::UserSessionResolver;
 use galaxy_core::env::RateLimit;
 use galaxy_geo::{CountryCounters, GeoIp};
 use galaxy_testdb::TestDb;
-use galaxy_user::{PgUserService, UserService};
+use galaxy_user::{PgUserService, UserEvents, UserService};
 use uuid::Uuid;
 
 fn geo() -> GeoIp {
@@ -31,6 +31,8 @@ fn settings() -> AuthSettings {
         code_ttl: Duration::from_secs(600),
         email_code_limit: "3/15m".parse::<RateLimit>().unwrap(),
         ip_code_limit: "5/15m".parse::<RateLimit>().unwrap(),
+        challenge_retention: Duration::from_secs(86400),
+        session_retention: Duration::from_secs(86400),
     }
 }
 
@@ -381,4 +383,89 @@ async fn last_seen_is_written_in_batches_by_the_flusher() {
     assert_eq!(w.auth.flush_last_seen().await.unwrap(), 1);
     assert!(load().await.last_seen_at > before.last_seen_at);
     assert_eq!(w.auth.flush_last_seen().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_login_mail_knows_when_its_code_dies() {
+    let w = world().await;
+    let (id, expires_at) = w.auth.request_code("sid@example.test", None).await.unwrap();
+    let n = count(
+        &w.db,
+        &format!(
+            "SELECT count(*) AS n FROM mail_deliveries m JOIN auth_challenges c ON c.id = '{id}' \
+             WHERE m.to_address = 'sid@example.test' AND m.secret_until = c.expires_at"
+        ),
+    )
+    .await;
+    assert_eq!(n, 1, "secret_until is the code's expiry ({expires_at})");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_challenges_and_sessions_are_pruned_after_their_retention() {
+    let mut s = settings();
+    s.challenge_retention = Duration::from_secs(3600);
+    s.session_retention = Duration::from_secs(3600);
+    let w = world_with(TestDb::new(), s).await;
+    let (_, kept_account) = signed_in(&w, "kim@example.test").await;
+    let (_, old_account) = signed_in(&w, "lou@example.test").await;
+    w.auth.request_code("mo@example.test", None).await.unwrap();
+    // Age everything of lou's and mo's past the retention (and the limit windows).
+    let mut c = w.db.pool().get().await.unwrap();
+    for sql in [
+        format!(
+            "UPDATE auth_sessions SET expires_at = now() - interval '2 hours' \
+             WHERE account_id = '{old_account}'"
+        ),
+        "UPDATE auth_challenges SET expires_at = now() - interval '2 hours', \
+         created_at = now() - interval '3 hours' \
+         WHERE email IN ('lou@example.test', 'mo@example.test')"
+            .to_owned(),
+        // Expired, but only just: kept.
+        format!(
+            "UPDATE auth_sessions SET revoked_at = now() - interval '10 minutes' \
+             WHERE account_id = '{kept_account}'"
+        ),
+    ] {
+        diesel::sql_query(sql).execute(&mut c).await.unwrap();
+    }
+
+    assert_eq!(w.auth.prune().await.unwrap(), (2, 1));
+    assert_eq!(
+        count(&w.db, "SELECT count(*) AS n FROM auth_challenges").await,
+        1,
+        "kim's challenge is inside its retention"
+    );
+    assert_eq!(
+        count(
+            &w.db,
+            &format!("SELECT count(*) AS n FROM auth_sessions WHERE account_id = '{kept_account}'")
+        )
+        .await,
+        1
+    );
+    assert_eq!(w.auth.prune().await.unwrap(), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_block_completed_late_revokes_only_what_existed_at_the_block() {
+    let w = world().await;
+    let (old, a) = signed_in(&w, "gil@example.test").await;
+    let blocked_at = chrono::Utc::now();
+    // Unblocked meanwhile, the user signed in again before the block's
+    // reaction ran (it is retried after a crash: decision HARD-15).
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (new, _) = signed_in(&w, "gil@example.test").await;
+    UserEvents::user_blocked(w.auth.as_ref(), a, blocked_at)
+        .await
+        .unwrap();
+    assert!(w.auth.resolve_user(&old, None).is_none());
+    assert!(w.auth.resolve_user(&new, None).is_some());
+    // Run again, it changes nothing.
+    UserEvents::user_blocked(w.auth.as_ref(), a, blocked_at)
+        .await
+        .unwrap();
+    let live = format!(
+        "SELECT count(*) AS n FROM auth_sessions WHERE account_id = '{a}' AND revoked_at IS NULL"
+    );
+    assert_eq!(count(&w.db, &live).await, 1);
 }

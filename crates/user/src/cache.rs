@@ -60,6 +60,14 @@ impl AccountCache {
         inner.by_id.insert(cached.account.id, cached);
     }
 
+    /// [`Self::put`] unless the account is cached already.
+    pub fn put_if_absent(&self, account: Account) {
+        if self.read().by_id.contains_key(&account.id) {
+            return;
+        }
+        self.put(account);
+    }
+
     pub fn get(&self, id: Uuid) -> Option<Account> {
         self.read().by_id.get(&id).map(|c| c.account.clone())
     }

@@ -5,6 +5,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use galaxy_db::announce::announce;
+
 use crate::model::{Account, AccountStatus};
 use crate::schema::accounts;
 
@@ -32,6 +34,34 @@ impl From<AccountRow> for Account {
             created_at: r.created_at,
         }
     }
+}
+
+/// The channel on which account changes are announced to every backend:
+/// every write below announces the account it changed, in its transaction.
+pub(crate) const CHANNEL: &str = "galaxy_user_accounts";
+
+/// One account as committed.
+pub(crate) async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Account>> {
+    accounts::table
+        .find(id)
+        .select(AccountRow::as_select())
+        .first::<AccountRow>(conn)
+        .await
+        .optional()
+        .map(|r| r.map(Account::from))
+}
+
+/// Those of `ids` that exist, as committed.
+pub(crate) async fn load_many(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> QueryResult<Vec<Account>> {
+    let rows: Vec<AccountRow> = accounts::table
+        .filter(accounts::id.eq_any(ids))
+        .select(AccountRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(Account::from).collect())
 }
 
 pub(crate) async fn load_all(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Account>> {
@@ -71,6 +101,7 @@ pub async fn find_or_create(
         .await
         .optional()?;
     if let Some(row) = inserted {
+        announce(conn, CHANNEL, [id]).await?;
         return Ok((row.into(), true));
     }
     let row: AccountRow = accounts::table
@@ -81,6 +112,17 @@ pub async fn find_or_create(
     Ok((row.into(), false))
 }
 
+/// Announces a written account; call inside the write's transaction.
+async fn announce_written(
+    conn: &mut AsyncPgConnection,
+    written: Option<AccountRow>,
+) -> QueryResult<Option<Account>> {
+    if let Some(row) = &written {
+        announce(conn, CHANNEL, [row.id]).await?;
+    }
+    Ok(written.map(Account::from))
+}
+
 /// A neutral name until the player picks one: never derived from the email
 /// address, which other players must not learn.
 fn default_display_name(id: Uuid) -> String {
@@ -88,23 +130,29 @@ fn default_display_name(id: Uuid) -> String {
     format!("Player {}", &simple[simple.len() - 6..])
 }
 
+/// Call inside a transaction (the announcement is sent on its commit).
 pub(crate) async fn set_display_name(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     name: &str,
 ) -> QueryResult<Option<Account>> {
-    diesel::update(accounts::table.filter(accounts::id.eq(id)))
-        .set((
-            accounts::display_name.eq(name),
-            accounts::updated_at.eq(Utc::now()),
-        ))
-        .returning(AccountRow::as_returning())
-        .get_result::<AccountRow>(conn)
-        .await
-        .optional()
-        .map(|r| r.map(Account::from))
+    let written = diesel::update(
+        accounts::table
+            .filter(accounts::id.eq(id))
+            .filter(accounts::status.ne(AccountStatus::Deleted.as_str())),
+    )
+    .set((
+        accounts::display_name.eq(name),
+        accounts::updated_at.eq(Utc::now()),
+    ))
+    .returning(AccountRow::as_returning())
+    .get_result::<AccountRow>(conn)
+    .await
+    .optional()?;
+    announce_written(conn, written).await
 }
 
+/// Call inside a transaction (the announcement is sent on its commit).
 pub(crate) async fn set_status(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -112,15 +160,21 @@ pub(crate) async fn set_status(
 ) -> QueryResult<Option<Account>> {
     let now = Utc::now();
     let deleted_at = (status == AccountStatus::Deleted).then_some(now);
-    diesel::update(accounts::table.filter(accounts::id.eq(id)))
-        .set((
-            accounts::status.eq(status.as_str()),
-            accounts::updated_at.eq(now),
-            accounts::deleted_at.eq(deleted_at),
-        ))
-        .returning(AccountRow::as_returning())
-        .get_result::<AccountRow>(conn)
-        .await
-        .optional()
-        .map(|r| r.map(Account::from))
+    // `deleted` is final: a write racing a delete (or a process whose cache
+    // has not seen it) changes nothing.
+    let written = diesel::update(
+        accounts::table
+            .filter(accounts::id.eq(id))
+            .filter(accounts::status.ne(AccountStatus::Deleted.as_str())),
+    )
+    .set((
+        accounts::status.eq(status.as_str()),
+        accounts::updated_at.eq(now),
+        accounts::deleted_at.eq(deleted_at),
+    ))
+    .returning(AccountRow::as_returning())
+    .get_result::<AccountRow>(conn)
+    .await
+    .optional()?;
+    announce_written(conn, written).await
 }

@@ -22,11 +22,25 @@ impl From<UserError> for ApiError {
         match e {
             UserError::NotFound => ApiError::not_found("no such account"),
             UserError::Deleted => ApiError::conflict("account_deleted", "the account is deleted"),
-            UserError::Db(DbError::Pool(e)) => {
-                tracing::warn!(error = %e, "database unavailable");
-                ApiError::unavailable("the database is unavailable; retry later")
-            }
-            UserError::Db(e) => ApiError::internal(e),
+            UserError::Db(e) => e.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    use super::*;
+
+    #[test]
+    fn a_connection_lost_mid_query_is_unavailable_not_internal() {
+        let lost = Error::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand,
+            Box::new("connection closed".to_owned()),
+        );
+        let e = ApiError::from(UserError::from(lost));
+        assert_eq!((e.status_code().as_u16(), e.code()), (503, "unavailable"));
     }
 }

@@ -7,10 +7,12 @@
 //! committed account to [`UserService::account_committed`].
 
 mod cache;
+mod coherence;
 mod db;
 mod error;
 mod events;
 mod model;
+mod reactions;
 mod routes;
 pub mod schema;
 mod service;
@@ -22,4 +24,4 @@ pub use events::UserEvents;
 pub use model::{Account, AccountFilter, AccountStatus};
 pub use routes::{DisplayNameUpdate, configure, openapi};
 pub use service::{PgUserService, UserService};
-pub use validate::{normalize_email, validate_display_name};
+pub use validate::{EMAIL_MAX, EMAIL_PATTERN, normalize_email, validate_display_name};

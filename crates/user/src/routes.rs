@@ -13,7 +13,9 @@ use crate::validate::validate_display_name;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisplayNameUpdate {
-    /// 1–32 printable characters.
+    /// 1–32 characters: no control or invisible characters, no surrounding
+    /// whitespace (the name rule, `galaxy_core::name_problem`; its length
+    /// and pattern are added to the document by [`openapi`]).
     pub display_name: String,
 }
 
@@ -105,5 +107,14 @@ struct UserDoc;
 
 /// This module's part of the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    UserDoc::openapi()
+    let mut doc = UserDoc::openapi();
+    let stated = galaxy_core::schema_rules::name_rule(
+        &mut doc,
+        "DisplayNameUpdate",
+        "display_name",
+        crate::validate::DISPLAY_NAME_MAX,
+        "",
+    );
+    debug_assert!(stated, "DisplayNameUpdate.display_name is documented");
+    doc
 }

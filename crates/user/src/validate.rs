@@ -1,40 +1,45 @@
 use galaxy_core::{ApiError, Validator};
 
-/// Invisible formatting characters that are not `char::is_control` but would
-/// let two display names look identical or break layout.
-fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
-        | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
-}
+/// The longest display name, in characters.
+pub const DISPLAY_NAME_MAX: usize = 32;
 
-/// A display name: 1–32 printable characters, not blank, no surrounding
-/// whitespace.
+/// A display name: the one rule for human-facing names
+/// ([`galaxy_core::name_problem`]) with at most [`DISPLAY_NAME_MAX`] characters.
 pub fn validate_display_name(name: &str) -> Result<(), ApiError> {
     Validator::new()
-        .text("display_name", name, 1, 32)
-        .check(
-            !name.chars().any(is_invisible),
-            "display_name",
-            "must not contain invisible formatting characters",
-        )
-        .check(
-            name.trim() == name && !name.trim().is_empty(),
-            "display_name",
-            "must not be blank or start or end with whitespace",
-        )
+        .name("display_name", name, DISPLAY_NAME_MAX)
         .finish()
 }
 
-/// Trims and lower-cases an address and checks its shape (one `@`, a local
-/// part of at most 64 safe characters, a dotted domain, at most 254 in all).
+/// The longest address accepted, in characters, surrounding whitespace
+/// included (an address is at most 254 characters; padding is not an
+/// excuse to send more).
+pub const EMAIL_MAX: usize = 254;
+
+/// The address rule as an OpenAPI `pattern`, equal to [`normalize_email`]'s
+/// (a test holds them equal): optional ASCII whitespace around; a local part
+/// of 1–64 characters from the safe set, dots only between them; `@`; two or
+/// more labels of 1–63 letters, digits and inner hyphens.
+pub const EMAIL_PATTERN: &str = concat!(
+    r"^[ \t\n\x0c\r]*",
+    // The local part's length; a lookahead, read by Python and ECMAScript
+    // regular expressions (not by Rust's `regex`, hence the test's split).
+    r"(?=[^@]{1,64}@)",
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*",
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?",
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+",
+    r"[ \t\n\x0c\r]*$",
+);
+
+/// Trims ASCII whitespace, checks the shape ([`EMAIL_PATTERN`], at most
+/// [`EMAIL_MAX`] characters in all) and lower-cases the ASCII letters.
 /// Returns the canonical form used as the account key and for rate limits.
 pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
-    let email = raw.trim().to_lowercase();
     let bad = || ApiError::invalid_field("email", "must be a valid email address");
-    if email.is_empty() || email.len() > 254 {
+    if raw.chars().count() > EMAIL_MAX {
         return Err(bad());
     }
+    let email = raw.trim_matches(|c: char| c.is_ascii_whitespace());
     let (local, domain) = email.split_once('@').ok_or_else(bad)?;
     let local_ok = (1..=64).contains(&local.len())
         && !local.starts_with('.')
@@ -52,7 +57,7 @@ pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
     if local_ok && domain_ok {
-        Ok(email)
+        Ok(email.to_ascii_lowercase())
     } else {
         Err(bad())
     }
@@ -61,6 +66,35 @@ pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use proptest::prelude::*;
+
+    /// `EMAIL_PATTERN` without its lookahead, which Rust's `regex` cannot
+    /// read; the test checks the local part's length beside it.
+    fn pattern_without_lookahead() -> regex::Regex {
+        regex::Regex::new(&EMAIL_PATTERN.replace("(?=[^@]{1,64}@)", "")).unwrap()
+    }
+
+    fn arb_address() -> impl Strategy<Value = String> {
+        let part = "[a-zA-Z0-9.+_-]{0,3}|[a-z]{60,66}|.{0,3}";
+        (part, part, part, "[ \t]{0,2}|\u{3000}")
+            .prop_map(|(local, d1, d2, pad)| format!("{pad}{local}@{d1}.{d2}{pad}"))
+    }
+
+    proptest! {
+        /// The documented pattern and the check agree on every address.
+        #[test]
+        fn pattern_accepts_exactly_what_normalize_accepts(s in arb_address()) {
+            let trimmed = s.trim_matches(|c: char| c.is_ascii_whitespace());
+            let local_len_ok = trimmed
+                .split_once('@')
+                .is_some_and(|(l, _)| (1..=64).contains(&l.chars().count()));
+            let by_schema = s.chars().count() <= EMAIL_MAX
+                && local_len_ok
+                && pattern_without_lookahead().is_match(&s);
+            prop_assert_eq!(normalize_email(&s).is_ok(), by_schema, "{:?}", s);
+        }
+    }
 
     #[test]
     fn display_names() {
@@ -74,6 +108,8 @@ mod tests {
             "tab\there",
             " lead",
             "zero\u{200B}width",
+            "line\u{2028}break",
+            "a\u{FFF9}b",
         ] {
             let e = validate_display_name(bad).unwrap_err();
             assert_eq!(e.code(), "validation_failed", "{bad:?}");

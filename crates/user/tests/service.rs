@@ -17,11 +17,17 @@ struct Recorder(Mutex<Vec<(&'static str, Uuid)>>);
 
 #[async_trait::async_trait]
 impl UserEvents for Recorder {
-    async fn user_deleted(&self, account_id: Uuid) {
+    async fn user_deleted(&self, account_id: Uuid) -> Result<(), galaxy_core::ApiError> {
         self.0.lock().unwrap().push(("deleted", account_id));
+        Ok(())
     }
-    async fn user_blocked(&self, account_id: Uuid) {
+    async fn user_blocked(
+        &self,
+        account_id: Uuid,
+        _blocked_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), galaxy_core::ApiError> {
         self.0.lock().unwrap().push(("blocked", account_id));
+        Ok(())
     }
 }
 
@@ -135,6 +141,8 @@ async fn delete_and_block_notify_listeners_after_commit() {
         *recorder.0.lock().unwrap(),
         vec![("blocked", a), ("deleted", b)]
     );
+    // Both reactions succeeded: nothing is left for the worker.
+    assert_eq!(pending_reactions(&db).await, 0);
 
     // The row is kept, marked deleted.
     let restarted = PgUserService::new(db.pool());
@@ -196,4 +204,138 @@ async fn listing_filters_and_pages_newest_first() {
     );
     assert_eq!(blocked.total, 1);
     assert_eq!(blocked.items[0].id, ids[2]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_that_missed_a_delete_does_not_revive_the_account() {
+    let db = TestDb::new();
+    let here = PgUserService::new(db.pool());
+    here.warm().await.unwrap();
+    let a = create(&db, &here, "eve@example.test", None).await;
+    // Another process (or a write racing the delete) still sees it active.
+    let stale = PgUserService::new(db.pool());
+    stale.warm().await.unwrap();
+    here.delete(a).await.unwrap();
+
+    for unblock in [true, false] {
+        assert!(matches!(
+            stale.set_blocked(a, unblock).await,
+            Err(UserError::Deleted)
+        ));
+    }
+    assert!(matches!(
+        stale.set_display_name(a, "Back").await,
+        Err(UserError::Deleted)
+    ));
+    // The stale cache learnt the truth; the row stays deleted.
+    assert_eq!(stale.account(a).unwrap().status, AccountStatus::Deleted);
+    let fresh = PgUserService::new(db.pool());
+    fresh.warm().await.unwrap();
+    let row = fresh.account(a).unwrap();
+    assert_eq!(row.status, AccountStatus::Deleted);
+    assert_ne!(row.display_name, "Back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_status_writes_leave_the_cache_as_the_last_commit() {
+    let db = TestDb::new();
+    let users = Arc::new(PgUserService::new(db.pool()));
+    users.warm().await.unwrap();
+    let a = create(&db, &users, "fox@example.test", None).await;
+    for round in 0..20 {
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let users = users.clone();
+            tasks.push(tokio::spawn(async move {
+                users
+                    .set_blocked(a, (round + i) % 2 == 0)
+                    .await
+                    .expect("a status write on an active account succeeds");
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let fresh = PgUserService::new(db.pool());
+        fresh.warm().await.unwrap();
+        assert_eq!(
+            users.account(a).unwrap().status,
+            fresh.account(a).unwrap().status,
+            "round {round}: the cache is what committed"
+        );
+    }
+    let deleter = users.clone();
+    let blocker = users.clone();
+    let (d, _) = tokio::join!(deleter.delete(a), blocker.set_blocked(a, true));
+    d.unwrap();
+    let fresh = PgUserService::new(db.pool());
+    fresh.warm().await.unwrap();
+    assert_eq!(fresh.account(a).unwrap().status, AccountStatus::Deleted);
+    assert_eq!(users.account(a).unwrap().status, AccountStatus::Deleted);
+}
+
+/// Fails its first `failures` calls (a database blip in a listener).
+struct Flaky {
+    failures: Mutex<u32>,
+    calls: Mutex<Vec<Uuid>>,
+}
+
+#[async_trait::async_trait]
+impl UserEvents for Flaky {
+    async fn user_deleted(&self, account_id: Uuid) -> Result<(), galaxy_core::ApiError> {
+        self.calls.lock().unwrap().push(account_id);
+        let mut left = self.failures.lock().unwrap();
+        if *left > 0 {
+            *left -= 1;
+            return Err(galaxy_core::ApiError::unavailable("listener down"));
+        }
+        Ok(())
+    }
+}
+
+async fn pending_reactions(db: &TestDb) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = db.pool().get().await.unwrap();
+    diesel::sql_query("SELECT count(*) AS n FROM account_reactions")
+        .get_result::<N>(&mut conn)
+        .await
+        .unwrap()
+        .n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_reaction_is_kept_and_completed_by_a_later_pass() {
+    let db = TestDb::new();
+    let users = PgUserService::new(db.pool());
+    let flaky = Arc::new(Flaky {
+        failures: Mutex::new(1),
+        calls: Mutex::new(Vec::new()),
+    });
+    users.add_listener(flaky.clone());
+    users.warm().await.unwrap();
+    let a = create(&db, &users, "flo@example.test", None).await;
+
+    // The deletion stands although its listener failed; the record stays.
+    users.delete(a).await.unwrap();
+    assert_eq!(users.account(a).unwrap().status, AccountStatus::Deleted);
+    assert_eq!(pending_reactions(&db).await, 1);
+    // Not due yet (backoff): a pass leaves it.
+    assert_eq!(users.react_due().await.unwrap(), 0);
+    let mut conn = db.pool().get().await.unwrap();
+    diesel::sql_query("UPDATE account_reactions SET next_attempt_at = now()")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    // Another process (a restart) completes it, once.
+    let other = PgUserService::new(db.pool());
+    other.add_listener(flaky.clone());
+    other.warm().await.unwrap();
+    assert_eq!(other.react_due().await.unwrap(), 1);
+    assert_eq!(other.react_due().await.unwrap(), 0);
+    assert_eq!(pending_reactions(&db).await, 0);
+    assert_eq!(*flaky.calls.lock().unwrap(), vec![a, a]);
 }
