@@ -114,6 +114,25 @@ pub(crate) async fn load_all(
     Ok((games, members))
 }
 
+/// These games and their current memberships (a peer changed them).
+pub(crate) async fn load_some(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> QueryResult<(Vec<GameRow>, Vec<MemberRow>)> {
+    let games = games::table
+        .filter(games::id.eq_any(ids))
+        .select(GameRow::as_select())
+        .load(conn)
+        .await?;
+    let members = game_members::table
+        .filter(game_members::game_id.eq_any(ids))
+        .filter(game_members::left_at.is_null())
+        .select(MemberRow::as_select())
+        .load(conn)
+        .await?;
+    Ok((games, members))
+}
+
 /// Reads and row-locks a game until the transaction ends, so membership
 /// changes of one game are serialised across processes.
 pub(crate) async fn lock_game(

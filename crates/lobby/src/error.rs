@@ -28,6 +28,10 @@ pub enum LobbyError {
     Start(#[from] StartError),
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The notification written with a change failed (its database, or an
+    /// intent the catalog refuses — a bug); the change was rolled back.
+    #[error("notification: {0}")]
+    Notify(ApiError),
     /// A row the CHECK constraints should have prevented.
     #[error("corrupt lobby row: {0}")]
     Corrupt(#[from] UnknownWord),
@@ -51,16 +55,16 @@ impl LobbyError {
     /// The problem `code` this error answers with.
     pub fn code(&self) -> &str {
         match self {
-            Self::Invalid(e) => e.code(),
+            Self::Invalid(e) | Self::Notify(e) => e.code(),
             Self::NotFound | Self::Engine(GameCallError::NotFound(_)) => "not_found",
             Self::Forbidden { code, .. } | Self::Conflict { code, .. } => code,
             Self::EngineVersionUnavailable(_) => "engine_version_unavailable",
             Self::Start(StartError::Refused(_)) => "start_refused",
             Self::Engine(GameCallError::Rejected(_)) => "rejected_by_engine",
             Self::Engine(GameCallError::Unavailable(_))
-            | Self::Start(StartError::Unavailable(_))
-            | Self::Db(DbError::Pool(_) | DbError::Connect(_)) => "unavailable",
-            Self::Db(DbError::Query(_)) | Self::Corrupt(_) => "internal",
+            | Self::Start(StartError::Unavailable(_)) => "unavailable",
+            Self::Db(e) if e.is_transient() => "unavailable",
+            Self::Db(_) | Self::Corrupt(_) => "internal",
         }
     }
 }
@@ -74,14 +78,16 @@ impl From<diesel::result::Error> for LobbyError {
 impl From<LobbyError> for ApiError {
     fn from(e: LobbyError) -> Self {
         match e {
-            LobbyError::Invalid(api) => api,
+            LobbyError::Invalid(api) | LobbyError::Notify(api) => api,
             LobbyError::NotFound => ApiError::not_found("no such game"),
             LobbyError::Forbidden { code, detail } => {
                 ApiError::new(actix_web::http::StatusCode::FORBIDDEN, code, detail)
             }
             LobbyError::Conflict { code, detail } => ApiError::conflict(code, detail),
             e @ LobbyError::EngineVersionUnavailable(_) => {
-                ApiError::bad_request("engine_version_unavailable", e.to_string())
+                // The request is well formed; whether the version may be
+                // used depends on the registry's state (HARD-20).
+                ApiError::conflict("engine_version_unavailable", e.to_string())
             }
             LobbyError::Engine(GameCallError::Rejected(reason)) => {
                 ApiError::bad_request("rejected_by_engine", reason)
@@ -99,12 +105,29 @@ impl From<LobbyError> for ApiError {
                 "start_refused",
                 format!("the game cannot be started: {reason}"),
             ),
-            LobbyError::Db(e @ (DbError::Pool(_) | DbError::Connect(_))) => {
-                tracing::warn!(error = %e, "database unavailable");
-                ApiError::unavailable("the database is unavailable; retry later")
-            }
-            LobbyError::Db(e) => ApiError::internal(e),
+            LobbyError::Db(e) => e.into(),
             e @ LobbyError::Corrupt(_) => ApiError::internal(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    use super::*;
+
+    #[test]
+    fn a_connection_lost_mid_query_is_unavailable_not_internal() {
+        let lost = || {
+            LobbyError::from(Error::DatabaseError(
+                DatabaseErrorKind::UnableToSendCommand,
+                Box::new("connection closed".to_owned()),
+            ))
+        };
+        assert_eq!(lost().code(), "unavailable");
+        let e = ApiError::from(lost());
+        assert_eq!((e.status_code().as_u16(), e.code()), (503, "unavailable"));
     }
 }

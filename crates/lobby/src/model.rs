@@ -184,9 +184,12 @@ pub struct CreateGame {
     /// The creator's race: 1–32 printable characters.
     pub race_name: String,
     /// 1 ≤ min_players ≤ max_players ≤ 16.
+    #[schema(minimum = 1, maximum = 16)]
     pub min_players: i64,
+    #[schema(minimum = 1, maximum = 16)]
     pub max_players: i64,
     /// 10 seconds to 7 days.
+    #[schema(minimum = 10, maximum = 604800)]
     pub turn_interval_seconds: i64,
     /// Defaults to the newest `active` engine version.
     #[serde(default)]
@@ -205,11 +208,76 @@ pub struct JoinGame {
     pub race_name: String,
 }
 
-/// `POST /api/v1/games/{id}/orders`: the engine validates the orders.
+/// The race's orders for the coming turn; they replace any it submitted
+/// before for that turn. The engine validates
+/// them as a whole (nothing is stored if one is invalid).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct SubmitOrders {
-    #[schema(value_type = Vec<Object>)]
+    /// At most 16 orders (the reference engine's `MAX_ORDERS`). Passed to the
+    /// engine as sent; the schema is the reference engine's (SYSTEM.md §7).
+    #[schema(value_type = Vec<Order>, max_items = 16)]
     pub orders: Vec<serde_json::Value>,
+}
+
+/// One order of the reference engine, tagged by `type`. Anything else — an
+/// unknown type, a count out of range, more than 16 orders — is 400
+/// `rejected_by_engine` with the engine's reason.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[schema(discriminator(property_name = "type", mapping(
+    ("build_ships" = "#/components/schemas/BuildShips"),
+    ("raise_industry" = "#/components/schemas/RaiseIndustry"),
+)))]
+pub enum Order {
+    BuildShips(BuildShips),
+    RaiseIndustry(RaiseIndustry),
+}
+
+/// `{"type": "build_ships", "count": N}`: at the turn, `ships += N`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BuildShips {
+    #[serde(rename = "type")]
+    #[schema(inline)]
+    pub kind: BuildShipsType,
+    /// Ships to build: 1 ≤ N ≤ the race's industry at the time of the
+    /// order (the report's `industry`; the upper bound is dynamic, so the
+    /// engine checks it).
+    #[schema(minimum = 1)]
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildShipsType {
+    BuildShips,
+}
+
+/// `{"type": "raise_industry"}`: at the turn, `industry += 1`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RaiseIndustry {
+    #[serde(rename = "type")]
+    #[schema(inline)]
+    pub kind: RaiseIndustryType,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RaiseIndustryType {
+    RaiseIndustry,
+}
+
+/// The engine's report for one race after one turn (the reference engine's
+/// `GET /v1/players/{race}/report`, forwarded as it is).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Report {
+    /// The turn this report is for (0 is the start).
+    pub turn: u32,
+    /// The caller's race.
+    pub race: String,
+    /// Industry after the turn (10 at turn 0); bounds `build_ships.count`.
+    pub industry: u32,
+    /// Ships after the turn (0 at turn 0).
+    pub ships: u32,
 }
 
 /// One generated turn (from the runtime's `game_turns`).

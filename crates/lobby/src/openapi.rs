@@ -1,7 +1,8 @@
 use utoipa::OpenApi;
 
 use crate::model::{
-    CreateGame, GameStatus, GameView, JoinGame, Member, MemberRole, SubmitOrders, TurnInfo,
+    BuildShips, CreateGame, GameStatus, GameView, JoinGame, Member, MemberRole, Order,
+    RaiseIndustry, Report, SubmitOrders, TurnInfo,
 };
 use crate::routes::{admin, game, lobby};
 
@@ -15,6 +16,7 @@ use crate::routes::{admin, game, lobby};
     ),
     components(schemas(
         GameView, GameStatus, Member, MemberRole, CreateGame, JoinGame, SubmitOrders, TurnInfo,
+        Order, BuildShips, RaiseIndustry, Report,
     )),
     tags(
         (name = "lobby", description = "Games and memberships before and around the start"),
@@ -25,7 +27,9 @@ struct LobbyDoc;
 
 /// The lobby's part of the backend's OpenAPI document (merged by the binary).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    LobbyDoc::openapi()
+    let mut doc = LobbyDoc::openapi();
+    crate::schema_rules::state(&mut doc);
+    doc
 }
 
 #[cfg(test)]
@@ -55,6 +59,10 @@ mod tests {
             "SubmitOrders",
             "TurnInfo",
             "Member",
+            "Order",
+            "BuildShips",
+            "RaiseIndustry",
+            "Report",
         ] {
             assert!(schemas.contains_key(s), "{s} missing");
         }

@@ -2,7 +2,12 @@
 //! traits; the binary implements them with adapters over the runtime,
 //! notification and user modules, so this crate depends on none of them.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use async_trait::async_trait;
+use diesel_async::AsyncPgConnection;
+use galaxy_core::ApiError;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -86,14 +91,31 @@ pub trait GameRuntime: Send + Sync + 'static {
     async fn turns(&self, game_id: Uuid) -> Result<Vec<TurnInfo>, GameCallError>;
 }
 
-/// Player notifications the lobby emits (after its commit). Implementations
-/// log their own failures: a lost notification never undoes a lobby change.
+/// What a notification written inside the lobby's transaction still does
+/// once that transaction has committed (the immediate push). Dropping it
+/// loses nothing: the notification's retry worker delivers what it wrote.
+pub type AfterCommit = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Player notifications the lobby emits. Each is written on `conn`, inside
+/// the transaction of the change it announces (decision HARD-14): both
+/// commit or neither does, so a crash after the commit loses nothing. An
+/// error rolls the change back.
 #[async_trait]
 pub trait LobbyNotifier: Send + Sync + 'static {
-    /// `lobby.member_joined` to the game's other members.
-    async fn member_joined(&self, game: &Game, account_id: Uuid, race_name: &str);
+    /// `lobby.member_joined` to the game's other members (`game` as committed).
+    async fn member_joined(
+        &self,
+        conn: &mut AsyncPgConnection,
+        game: &Game,
+        account_id: Uuid,
+        race_name: &str,
+    ) -> Result<AfterCommit, ApiError>;
     /// `lobby.game_started` to every member.
-    async fn game_started(&self, game: &Game);
+    async fn game_started(
+        &self,
+        conn: &mut AsyncPgConnection,
+        game: &Game,
+    ) -> Result<AfterCommit, ApiError>;
 }
 
 /// The user module's account cache.

@@ -577,7 +577,7 @@ async fn every_conflict_has_its_code() {
                 Some(body),
             )
             .await,
-            400,
+            409,
             "engine_version_unavailable",
         );
     }

@@ -99,6 +99,48 @@ async fn engine_reports_move_the_status() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_engine_pauses_the_game_and_its_restart_resumes_it() {
+    let env = Env::new().await;
+    let [owner] = env.accounts(1).await.try_into().unwrap();
+    let lobby = &env.lobby;
+    let game = lobby
+        .create_game(owner, create("Zorg", 1, 2))
+        .await
+        .unwrap();
+    let status = |l: &Arc<PgLobby>| l.game(game.id).unwrap().status;
+    assert!(
+        !lobby.engine_stopped(game.id).await.unwrap(),
+        "open: no engine"
+    );
+    lobby.start_game(game.id, owner).await.unwrap();
+    assert!(lobby.engine_running(game.id).await.unwrap());
+
+    assert!(lobby.engine_stopped(game.id).await.unwrap());
+    assert_eq!(status(lobby), GameStatus::Paused);
+    assert!(!lobby.engine_stopped(game.id).await.unwrap(), "idempotent");
+    assert_eq!(
+        env.text("SELECT status AS t FROM games").await.as_deref(),
+        Some("paused")
+    );
+    assert_eq!(env.fresh_lobby().await.game(game.id), lobby.game(game.id));
+
+    // The operator starts the engine again: running, no second "game started".
+    assert!(lobby.engine_running(game.id).await.unwrap());
+    assert_eq!(status(lobby), GameStatus::Running);
+    assert_eq!(
+        env.text("SELECT status AS t FROM games").await.as_deref(),
+        Some("running")
+    );
+    let started = env
+        .notifier
+        .kinds()
+        .into_iter()
+        .filter(|k| k == "lobby.game_started")
+        .count();
+    assert_eq!(started, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_user_leaves_open_games_and_their_own_are_cancelled() {
     let env = Env::new().await;
     let [alice, bob, carol] = env.accounts(3).await.try_into().unwrap();
@@ -452,4 +494,44 @@ async fn database_down_is_503_and_reads_still_work() {
         }
     }
     assert_eq!(joined.expect("join after restart").members.len(), 2);
+}
+
+/// Decision HARD-14: the notification is written in the change's
+/// transaction, so one that cannot be written rolls the change back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notification_that_cannot_be_written_rolls_its_change_back() {
+    use std::sync::atomic::Ordering;
+    let env = Env::new().await;
+    let [owner, bob] = env.accounts(2).await.try_into().unwrap();
+    let lobby = &env.lobby;
+    let game = lobby
+        .create_game(owner, create("Zorg", 2, 2))
+        .await
+        .unwrap();
+    env.notifier.fail.store(true, Ordering::SeqCst);
+    let e = lobby
+        .join_game(game.id, bob, join("Bob"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "unavailable");
+    assert_eq!(lobby.game(game.id).unwrap().members.len(), 1, "cache");
+    env.notifier.fail.store(false, Ordering::SeqCst);
+    lobby.join_game(game.id, bob, join("Bob")).await.unwrap();
+
+    lobby.start_game(game.id, owner).await.unwrap();
+    env.notifier.fail.store(true, Ordering::SeqCst);
+    assert!(lobby.engine_running(game.id).await.is_err());
+    assert_eq!(lobby.game(game.id).unwrap().status, GameStatus::Starting);
+    env.notifier.fail.store(false, Ordering::SeqCst);
+    assert!(lobby.engine_running(game.id).await.unwrap());
+    assert_eq!(lobby.game(game.id).unwrap().status, GameStatus::Running);
+    // Announced once each, after the commits that held.
+    assert_eq!(
+        env.notifier.kinds(),
+        ["lobby.member_joined", "lobby.game_started"]
+    );
+    // What the database holds agrees with the cache: a fresh lobby sees
+    // the same two members.
+    let again = env.fresh_lobby().await;
+    assert_eq!(again.game(game.id).unwrap().members.len(), 2);
 }

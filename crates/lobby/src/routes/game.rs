@@ -4,7 +4,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::model::{SubmitOrders, TurnInfo};
+use crate::model::{Report, SubmitOrders, TurnInfo};
 use crate::service::LobbyService;
 
 type Lobby = web::Data<dyn LobbyService>;
@@ -17,11 +17,16 @@ pub(crate) struct ReportQuery {
 }
 
 /// The engine's report for the caller's race.
+///
+/// Members only, once the game has an engine (`running`, `paused`,
+/// `finished`). `turn` defaults to the latest; a turn not generated yet is
+/// 404. The body is the engine's, `{turn, race, industry, ships}` for the
+/// reference engine.
 #[utoipa::path(get, path = "/api/v1/games/{id}/report", tag = "game",
     params(("id" = Uuid, Path, description = "Game id"), ReportQuery),
     security(("user_token" = [])),
     responses(
-        (status = 200, description = "The engine's report, e.g. `{turn, race, industry, ships}`", body = Object),
+        (status = 200, description = "The engine's report for the caller's race", body = Report),
         (status = 400, description = "Malformed id or turn", body = Problem),
         (status = 401, description = "No valid session", body = Problem),
         (status = 403, description = "`not_member`", body = Problem),
@@ -40,6 +45,13 @@ pub(crate) async fn report(
 }
 
 /// Submits the caller's orders for the coming turn; the engine validates them.
+///
+/// Members only, while the game is `running`. The list replaces the race's
+/// earlier orders for the same turn (so a repeat is harmless); a turn
+/// applies them and clears them. Reference engine orders:
+/// `{"type": "build_ships", "count": N}` with 1 ≤ N ≤ the race's current
+/// industry, and `{"type": "raise_industry"}`; at most 16. Anything else is
+/// 400 `rejected_by_engine` with the engine's reason, and nothing is stored.
 #[utoipa::path(post, path = "/api/v1/games/{id}/orders", tag = "game",
     params(("id" = Uuid, Path, description = "Game id")),
     request_body = SubmitOrders, security(("user_token" = [])),
@@ -65,6 +77,9 @@ pub(crate) async fn submit_orders(
 }
 
 /// The game's turn history, oldest first.
+///
+/// Members only; empty for a game that never started. `forced` marks a
+/// turn an operator generated early (force-next-turn).
 #[utoipa::path(get, path = "/api/v1/games/{id}/turns", tag = "game",
     params(("id" = Uuid, Path, description = "Game id")), security(("user_token" = [])),
     responses(

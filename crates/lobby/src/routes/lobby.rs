@@ -46,14 +46,19 @@ pub(crate) async fn get_game(
 }
 
 /// Creates an `open` game; the caller becomes its owner member.
+///
+/// Any active account may create one. `engine_version` defaults to the
+/// newest `active` version; `settings` (a JSON object) is handed to the
+/// engine as it is. Players join while it is `open`; the owner starts or
+/// cancels it. Not idempotent: each call creates a game.
 #[utoipa::path(post, path = "/api/v1/lobby/games", tag = "lobby",
     request_body = CreateGame, security(("user_token" = [])),
     responses(
         (status = 201, description = "Created", body = GameView),
-        (status = 400, description = "`validation_failed` (field errors) or `engine_version_unavailable` (unknown or inactive version)", body = Problem),
+        (status = 400, description = "`validation_failed` (field errors)", body = Problem),
         (status = 401, description = "No valid session", body = Problem),
         (status = 403, description = "`account_inactive`", body = Problem),
-        (status = 409, description = "`no_active_engine_version`: no version to default to", body = Problem)))]
+        (status = 409, description = "`engine_version_unavailable` (the version named is unknown, deprecated or disabled) or `no_active_engine_version` (none to default to)", body = Problem)))]
 #[tracing::instrument(skip_all, fields(account_id = %user.account_id))]
 pub(crate) async fn create_game(
     user: UserPrincipal,
@@ -72,6 +77,10 @@ pub(crate) async fn create_game(
 }
 
 /// Joins an `open` game with a race name.
+///
+/// Any active account that is not a member yet, while the game is `open`
+/// and below `max_players`; race names are unique in a game
+/// (case-insensitively). Members get `lobby.member_joined`.
 #[utoipa::path(post, path = "/api/v1/lobby/games/{id}/join", tag = "lobby",
     params(("id" = Uuid, Path, description = "Game id")),
     request_body = JoinGame, security(("user_token" = [])),
@@ -100,6 +109,8 @@ pub(crate) async fn join_game(
 }
 
 /// Leaves an `open` game (not for its owner, who cancels instead).
+///
+/// Members only, while the game is `open`; once it has started, members stay.
 #[utoipa::path(post, path = "/api/v1/lobby/games/{id}/leave", tag = "lobby",
     params(("id" = Uuid, Path, description = "Game id")), security(("user_token" = [])),
     responses(
@@ -120,6 +131,12 @@ pub(crate) async fn leave_game(
 }
 
 /// Starts the game: `open` → `starting`; `running` once its engine is healthy.
+///
+/// The owner only, with at least `min_players` members. The runtime
+/// starts the engine in the background: the game reads `starting` until
+/// the engine answers healthy, then `running` (members get
+/// `lobby.game_started`); if the engine cannot be started the game goes
+/// back to `open`, so the owner can start again or cancel.
 #[utoipa::path(post, path = "/api/v1/lobby/games/{id}/start", tag = "lobby",
     params(("id" = Uuid, Path, description = "Game id")), security(("user_token" = [])),
     responses(
@@ -142,6 +159,8 @@ pub(crate) async fn start_game(
 }
 
 /// Cancels an `open` game.
+///
+/// The owner only, while the game is `open`: `open` → `cancelled` (final).
 #[utoipa::path(post, path = "/api/v1/lobby/games/{id}/cancel", tag = "lobby",
     params(("id" = Uuid, Path, description = "Game id")), security(("user_token" = [])),
     responses(

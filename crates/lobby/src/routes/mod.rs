@@ -61,9 +61,11 @@ pub(crate) struct ListQuery {
     /// Only games in this status (empty or absent: every status).
     #[param(value_type = Option<GameStatus>)]
     status: Option<String>,
-    /// 1-based page number (default 1).
+    /// 1-based page number (default 1, at most 1000000).
+    #[param(minimum = 1, maximum = 1000000)]
     page: Option<u32>,
     /// Items per page (default 50, at most 200).
+    #[param(minimum = 1, maximum = 200)]
     page_size: Option<u32>,
 }
 

@@ -12,13 +12,14 @@ use std::sync::{Arc, Mutex};
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{App, test, web};
 use async_trait::async_trait;
+use diesel_async::AsyncPgConnection;
 use galaxy_core::{
-    AdminPrincipal, AdminSessionResolver, Readiness, RequestContext, UserPrincipal,
+    AdminPrincipal, AdminSessionResolver, ApiError, Readiness, RequestContext, UserPrincipal,
     UserSessionResolver,
 };
 use galaxy_lobby::{
-    AccountDirectory, Game, GameCallError, GameRuntime, GameStartSpec, LobbyNotifier, PgLobby,
-    StartError, TurnInfo,
+    AccountDirectory, AfterCommit, Game, GameCallError, GameRuntime, GameStartSpec, LobbyNotifier,
+    PgLobby, StartError, TurnInfo,
 };
 use galaxy_testdb::TestDb;
 use serde_json::{Value, json};
@@ -148,7 +149,10 @@ pub type Event = (String, Uuid, Option<Uuid>, usize);
 
 #[derive(Default)]
 pub struct FakeNotifier {
-    pub events: Mutex<Vec<Event>>,
+    /// Recorded once the lobby's transaction committed (the after-commit part).
+    pub events: Arc<Mutex<Vec<Event>>>,
+    /// The notification cannot be written (its database is down).
+    pub fail: AtomicBool,
 }
 
 impl FakeNotifier {
@@ -164,22 +168,42 @@ impl FakeNotifier {
 
 #[async_trait]
 impl LobbyNotifier for FakeNotifier {
-    async fn member_joined(&self, game: &Game, account_id: Uuid, _race_name: &str) {
-        self.events.lock().unwrap().push((
+    async fn member_joined(
+        &self,
+        _conn: &mut AsyncPgConnection,
+        game: &Game,
+        account_id: Uuid,
+        _race_name: &str,
+    ) -> Result<AfterCommit, ApiError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(ApiError::unavailable("notifications down"));
+        }
+        let event = (
             "lobby.member_joined".into(),
             game.id,
             Some(account_id),
             game.members.len(),
-        ));
+        );
+        let events = Arc::clone(&self.events);
+        Ok(Box::pin(async move { events.lock().unwrap().push(event) }))
     }
 
-    async fn game_started(&self, game: &Game) {
-        self.events.lock().unwrap().push((
+    async fn game_started(
+        &self,
+        _conn: &mut AsyncPgConnection,
+        game: &Game,
+    ) -> Result<AfterCommit, ApiError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(ApiError::unavailable("notifications down"));
+        }
+        let event = (
             "lobby.game_started".into(),
             game.id,
             None,
             game.members.len(),
-        ));
+        );
+        let events = Arc::clone(&self.events);
+        Ok(Box::pin(async move { events.lock().unwrap().push(event) }))
     }
 }
 
