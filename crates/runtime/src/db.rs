@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::Uuid as SqlUuid;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use galaxy_db::announce::announce;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -16,6 +17,11 @@ use crate::model::{
     OperationKind, Outcome, RuntimeRecord,
 };
 use crate::schema::{engine_versions, game_turns, runtime_operation_log, runtime_records};
+
+/// The channels on which record and engine-version writes are announced to
+/// the other backends (see `coherence`); every write below announces.
+pub(crate) const RECORDS: &str = "galaxy_runtime_records";
+pub(crate) const VERSIONS: &str = "galaxy_runtime_versions";
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = engine_versions, check_for_backend(diesel::pg::Pg))]
@@ -62,6 +68,10 @@ pub async fn insert_version(
         .get_result(conn)
         .await
         .optional()?;
+    if row.is_some() {
+        // The table is small: any change reloads it whole.
+        announce(conn, VERSIONS, [Uuid::nil()]).await?;
+    }
     Ok(row.map(Into::into))
 }
 
@@ -76,13 +86,17 @@ pub async fn set_version_status(
         .get_result(conn)
         .await
         .optional()?;
+    if row.is_some() {
+        // The table is small: any change reloads it whole.
+        announce(conn, VERSIONS, [Uuid::nil()]).await?;
+    }
     Ok(row.map(Into::into))
 }
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = runtime_records, check_for_backend(diesel::pg::Pg))]
 pub struct RecordRow {
-    game_id: Uuid,
+    pub(crate) game_id: Uuid,
     desired_state: String,
     observed_state: String,
     container_id: Option<String>,
@@ -95,6 +109,16 @@ pub struct RecordRow {
     skip_next_wait: bool,
     last_error: Option<String>,
     last_reconciled_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+/// The `updated_at` of a write: after the row's previous one even within one
+/// transaction or on a clock that stepped back, taken once the row is
+/// locked — so it follows the commit order of the row's writes.
+fn bumped() -> diesel::expression::SqlLiteral<diesel::sql_types::Timestamptz> {
+    diesel::dsl::sql(
+        "GREATEST(runtime_records.updated_at + interval '1 microsecond', clock_timestamp())",
+    )
 }
 
 impl From<RecordRow> for RuntimeRecord {
@@ -114,6 +138,7 @@ impl From<RecordRow> for RuntimeRecord {
             skip_next_wait: r.skip_next_wait,
             last_error: r.last_error,
             last_reconciled_at: r.last_reconciled_at,
+            updated_at: r.updated_at,
         }
     }
 }
@@ -142,7 +167,7 @@ pub struct RecordChange {
     pub skip_next_wait: Option<bool>,
     pub last_error: Option<Option<String>>,
     pub last_reconciled_at: Option<Option<DateTime<Utc>>>,
-    pub updated_at: Option<DateTime<Utc>>,
+    pub turn_claimed_until: Option<Option<DateTime<Utc>>>,
 }
 
 impl RecordChange {
@@ -157,14 +182,14 @@ impl RecordChange {
 pub async fn update_record(
     conn: &mut AsyncPgConnection,
     game_id: Uuid,
-    mut change: RecordChange,
+    change: RecordChange,
 ) -> QueryResult<RuntimeRecord> {
-    change.updated_at = Some(Utc::now());
     let row: RecordRow = diesel::update(runtime_records::table.find(game_id))
-        .set(&change)
+        .set((&change, runtime_records::updated_at.eq(bumped())))
         .returning(RecordRow::as_returning())
         .get_result(conn)
         .await?;
+    announce(conn, RECORDS, [row.game_id]).await?;
     Ok(row.into())
 }
 
@@ -196,33 +221,61 @@ pub async fn upsert_starting_record(
             runtime_records::engine_version.eq(engine_version),
             runtime_records::image.eq(image),
             runtime_records::last_error.eq(None::<String>),
-            runtime_records::updated_at.eq(now),
+            runtime_records::updated_at.eq(bumped()),
         ))
         .returning(RecordRow::as_returning())
         .get_result(conn)
         .await?;
+    announce(conn, RECORDS, [row.game_id]).await?;
     Ok(row.into())
 }
 
-/// Locks a record that is due for a turn, skipping one another process
-/// holds: the claim that makes a turn happen once per due tick.
+/// Claims a record that is due for a turn until `now + lease`, in one
+/// statement: the claim that makes a turn happen once per due tick. A record
+/// claimed by someone else (whose claim has not run out) is not due.
 pub async fn claim_due(
     conn: &mut AsyncPgConnection,
     game_id: Uuid,
+    lease: chrono::Duration,
 ) -> QueryResult<Option<RuntimeRecord>> {
     let now = Utc::now();
+    let row: Option<RecordRow> = diesel::update(
+        runtime_records::table
+            .find(game_id)
+            .filter(runtime_records::desired_state.eq(DesiredState::Running.as_str()))
+            .filter(runtime_records::observed_state.eq(ObservedState::Running.as_str()))
+            .filter(
+                runtime_records::skip_next_wait
+                    .eq(true)
+                    .or(runtime_records::next_turn_at.le(now)),
+            )
+            .filter(
+                runtime_records::turn_claimed_until
+                    .is_null()
+                    .or(runtime_records::turn_claimed_until.lt(now)),
+            ),
+    )
+    .set((
+        runtime_records::turn_claimed_until.eq(now + lease),
+        runtime_records::updated_at.eq(bumped()),
+    ))
+    .returning(RecordRow::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?;
+    announce(conn, RECORDS, row.iter().map(|r| r.game_id)).await?;
+    Ok(row.map(Into::into))
+}
+
+/// Locks one record for the rest of the transaction.
+pub async fn lock_record(
+    conn: &mut AsyncPgConnection,
+    game_id: Uuid,
+) -> QueryResult<Option<RuntimeRecord>> {
     let row: Option<RecordRow> = runtime_records::table
         .find(game_id)
-        .filter(runtime_records::desired_state.eq(DesiredState::Running.as_str()))
-        .filter(runtime_records::observed_state.eq(ObservedState::Running.as_str()))
-        .filter(
-            runtime_records::skip_next_wait
-                .eq(true)
-                .or(runtime_records::next_turn_at.le(now)),
-        )
         .select(RecordRow::as_select())
         .for_update()
-        .skip_locked()
         .get_result(conn)
         .await
         .optional()?;
@@ -240,6 +293,11 @@ pub async fn due_games(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<
                 .eq(true)
                 .or(runtime_records::next_turn_at.le(now)),
         )
+        .filter(
+            runtime_records::turn_claimed_until
+                .is_null()
+                .or(runtime_records::turn_claimed_until.lt(now)),
+        )
         .select(runtime_records::game_id)
         .order(runtime_records::next_turn_at.asc().nulls_first())
         .limit(limit)
@@ -253,10 +311,14 @@ pub async fn touch_reconciled(
 ) -> QueryResult<Vec<RuntimeRecord>> {
     let rows: Vec<RecordRow> =
         diesel::update(runtime_records::table.filter(runtime_records::game_id.eq_any(ids)))
-            .set(runtime_records::last_reconciled_at.eq(Utc::now()))
+            .set((
+                runtime_records::last_reconciled_at.eq(Utc::now()),
+                runtime_records::updated_at.eq(bumped()),
+            ))
             .returning(RecordRow::as_returning())
             .get_results(conn)
             .await?;
+    announce(conn, RECORDS, rows.iter().map(|r| r.game_id)).await?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
@@ -387,6 +449,25 @@ pub async fn fail_interrupted_operations(
     .bind::<diesel::sql_types::Timestamptz, _>(started_before)
     .execute(conn)
     .await
+}
+
+/// Games with a container operation still running (in any process) that
+/// started after `started_after` (older ones are interrupted, see
+/// [`fail_interrupted_operations`]). The reconciler leaves them to it.
+pub async fn games_with_running_operations(
+    conn: &mut AsyncPgConnection,
+    started_after: DateTime<Utc>,
+) -> QueryResult<std::collections::HashSet<Uuid>> {
+    use runtime_operation_log::dsl as o;
+    let ids: Vec<Uuid> = o::runtime_operation_log
+        .filter(o::outcome.eq("running"))
+        .filter(o::operation.ne("force_next_turn"))
+        .filter(o::started_at.ge(started_after))
+        .select(o::game_id)
+        .distinct()
+        .load(conn)
+        .await?;
+    Ok(ids.into_iter().collect())
 }
 
 #[derive(Queryable, Selectable)]

@@ -33,10 +33,15 @@ pub enum RuntimeError {
     /// The engine did not answer or answered something unexpected.
     #[error("engine unavailable: {0}")]
     EngineUnavailable(String),
-    #[error("docker: {0}")]
-    Docker(String),
+    /// The container driver (Docker) failed; its own words.
+    #[error("container driver: {0}")]
+    Driver(String),
     #[error(transparent)]
     Db(#[from] galaxy_db::DbError),
+    /// A reaction written in the runtime's transaction failed (see
+    /// `RuntimeEvents::turn_generated`); the transaction was rolled back.
+    #[error("reaction: {0}")]
+    Reaction(ApiError),
 }
 
 impl From<diesel::result::Error> for RuntimeError {
@@ -64,7 +69,7 @@ impl From<RuntimeError> for ApiError {
                 ApiError::bad_request("engine_rejected", reason)
             }
             RuntimeError::EngineNotFound(reason) => ApiError::not_found(reason),
-            RuntimeError::EngineUnavailable(_) | RuntimeError::Docker(_) => {
+            RuntimeError::EngineUnavailable(_) | RuntimeError::Driver(_) => {
                 tracing::warn!(error = %e, "runtime dependency unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -72,7 +77,33 @@ impl From<RuntimeError> for ApiError {
                     "the game engine cannot be reached right now",
                 )
             }
-            RuntimeError::Db(e) => ApiError::internal(e),
+            RuntimeError::Db(e) => e.into(),
+            RuntimeError::Reaction(e) => e,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    use super::*;
+
+    #[test]
+    fn pool_and_lost_connection_errors_are_unavailable() {
+        let cannot_connect =
+            galaxy_db::DbError::Connect(diesel::ConnectionError::BadConnection("refused".into()));
+        let lost = Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection,
+            Box::new("connection closed".to_owned()),
+        );
+        for e in [RuntimeError::Db(cannot_connect), RuntimeError::from(lost)] {
+            let api = ApiError::from(e);
+            assert_eq!(
+                (api.status_code().as_u16(), api.code()),
+                (503, "unavailable")
+            );
         }
     }
 }

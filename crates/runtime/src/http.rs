@@ -58,8 +58,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[serde(deny_unknown_fields)]
 pub struct NewEngineVersion {
     /// 1–64 characters of `[A-Za-z0-9._-]`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub version: String,
-    /// A Docker image reference, e.g. `galaxy/game:1.2.0`.
+    /// A Docker image reference, e.g. `galaxy/game:1.2.0`: 1–255 printable
+    /// ASCII characters, no spaces.
+    #[schema(pattern = "^[!-~]{1,255}$")]
     pub image: String,
 }
 
@@ -72,6 +75,8 @@ pub struct VersionStatusChange {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchRequest {
+    /// An engine version (1–64 characters of `[A-Za-z0-9._-]`).
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub engine_version: String,
 }
 
@@ -87,7 +92,7 @@ fn valid_version(v: &str) -> bool {
 }
 
 fn valid_image(i: &str) -> bool {
-    (1..=255).contains(&i.len()) && !i.chars().any(|c| c.is_whitespace() || c.is_control())
+    (1..=255).contains(&i.len()) && i.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn accepted(operation_id: Uuid) -> HttpResponse {
@@ -108,6 +113,7 @@ async fn list_versions(
     Ok(HttpResponse::Ok().json(Paged::new(page.slice(&all), page, all.len() as i64)))
 }
 
+/// Registers an engine version (`active`) under an image reference.
 #[utoipa::path(post, path = "/api/v1/admin/engine-versions", tag = "admin-runtime",
     request_body = NewEngineVersion, security(("admin_token" = [])),
     responses((status = 201, body = EngineVersion), (status = 400, body = galaxy_core::Problem),
@@ -134,6 +140,7 @@ async fn create_version(
     Ok(HttpResponse::Created().json(created))
 }
 
+/// Changes an engine version's status (e.g. retires it from new games).
 #[utoipa::path(patch, path = "/api/v1/admin/engine-versions/{version}", tag = "admin-runtime",
     request_body = VersionStatusChange, security(("admin_token" = [])),
     params(("version" = String, Path)),
@@ -164,9 +171,10 @@ async fn list_records(
     Ok(HttpResponse::Ok().json(Paged::new(page.slice(&all), page, all.len() as i64)))
 }
 
+/// One game's runtime record: desired and observed state, container, turn schedule.
 #[utoipa::path(get, path = "/api/v1/admin/runtime/{game_id}", tag = "admin-runtime",
     params(("game_id" = Uuid, Path)), security(("admin_token" = [])),
-    responses((status = 200, body = RuntimeRecord), (status = 401, body = galaxy_core::Problem), (status = 404, body = galaxy_core::Problem)))]
+    responses((status = 200, body = RuntimeRecord), (status = 400, body = galaxy_core::Problem), (status = 401, body = galaxy_core::Problem), (status = 404, body = galaxy_core::Problem)))]
 async fn get_record(
     _admin: AdminPrincipal,
     svc: Service,
@@ -181,7 +189,7 @@ async fn get_record(
 /// Starts a stopped or failed game's engine again with its stored start config.
 #[utoipa::path(post, path = "/api/v1/admin/runtime/{game_id}/start", tag = "admin-runtime",
     params(("game_id" = Uuid, Path)), security(("admin_token" = [])),
-    responses((status = 202, body = OperationAccepted), (status = 401, body = galaxy_core::Problem),
+    responses((status = 202, body = OperationAccepted), (status = 400, body = galaxy_core::Problem), (status = 401, body = galaxy_core::Problem),
         (status = 404, body = galaxy_core::Problem), (status = 409, body = galaxy_core::Problem)))]
 #[tracing::instrument(skip_all, fields(game_id = %game_id))]
 async fn start(
@@ -195,9 +203,10 @@ async fn start(
     ))
 }
 
+/// Stops a game's engine container (its volume is kept).
 #[utoipa::path(post, path = "/api/v1/admin/runtime/{game_id}/stop", tag = "admin-runtime",
     params(("game_id" = Uuid, Path)), security(("admin_token" = [])),
-    responses((status = 202, body = OperationAccepted), (status = 401, body = galaxy_core::Problem),
+    responses((status = 202, body = OperationAccepted), (status = 400, body = galaxy_core::Problem), (status = 401, body = galaxy_core::Problem),
         (status = 404, body = galaxy_core::Problem), (status = 409, body = galaxy_core::Problem)))]
 #[tracing::instrument(skip_all, fields(game_id = %game_id))]
 async fn stop(
@@ -214,7 +223,7 @@ async fn stop(
 /// Sets the one-shot flag: the next scheduler tick generates a turn.
 #[utoipa::path(post, path = "/api/v1/admin/runtime/{game_id}/force-next-turn", tag = "admin-runtime",
     params(("game_id" = Uuid, Path)), security(("admin_token" = [])),
-    responses((status = 202, body = OperationAccepted), (status = 401, body = galaxy_core::Problem),
+    responses((status = 202, body = OperationAccepted), (status = 400, body = galaxy_core::Problem), (status = 401, body = galaxy_core::Problem),
         (status = 404, body = galaxy_core::Problem), (status = 409, body = galaxy_core::Problem)))]
 #[tracing::instrument(skip_all, fields(game_id = %game_id))]
 async fn force_next_turn(
@@ -248,9 +257,10 @@ async fn patch(
         ));
     }
     if svc.version(&body.engine_version).is_none() {
-        return Err(ApiError::invalid_field(
-            "engine_version",
-            "unknown engine version",
+        // Depends on what is registered, not on the request's shape.
+        return Err(ApiError::conflict(
+            "unknown_engine_version",
+            "no engine version of this name is registered",
         ));
     }
     Ok(accepted(

@@ -85,6 +85,17 @@ pub struct RuntimeRecord {
     pub skip_next_wait: bool,
     pub last_error: Option<String>,
     pub last_reconciled_at: Option<DateTime<Utc>>,
+    /// Strictly increases with every write of the record (taken under its
+    /// row lock), so it orders the writes as they committed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl RuntimeRecord {
+    /// Whether `self` may replace `cached` in a cache: a write that
+    /// committed earlier but reports later never undoes a newer one.
+    pub fn supersedes(&self, cached: Option<&RuntimeRecord>) -> bool {
+        cached.is_none_or(|c| self.updated_at >= c.updated_at)
+    }
 }
 
 /// One row of the operation log.

@@ -25,6 +25,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         last_reconciled_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        turn_claimed_until -> Nullable<Timestamptz>,
     }
 }
 

@@ -154,11 +154,25 @@ async fn lifecycle_start_orders_forced_turn_kill_patch_stop() {
 
     // Stop: the container goes, the record says so.
     h.runtime.stop_game(game, admin).await.unwrap();
+    assert_eq!(
+        h.events.all().last(),
+        Some(&Event::Stopped(game)),
+        "the lobby hears of the stop before the request returns"
+    );
     wait_state(&h, game, ObservedState::Absent).await;
     assert!(!docker_cmd(&["inspect", &name]));
     // Start again (admin): the game goes on from the volume.
     h.runtime.restart_game(game, admin).await.unwrap();
     wait_state(&h, game, ObservedState::Running).await;
+    let events = h.events.all();
+    let stopped = events
+        .iter()
+        .rposition(|e| *e == Event::Stopped(game))
+        .unwrap();
+    assert!(
+        events[stopped..].contains(&Event::Running(game)),
+        "the restart is reported: {events:?}"
+    );
     assert_eq!(h.runtime.record(game).unwrap().current_turn, 1);
     assert_eq!(inspect(&name, "{{.Config.Image}}"), IMAGE_V2);
 
@@ -352,7 +366,9 @@ async fn forced_turn_happens_once_across_processes_and_within_two_ticks() {
     // The periodic scheduler (tick 200 ms): a forced turn lands within two
     // ticks, and the consumed flag brings nothing early afterwards.
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let workers = h.runtime.spawn_workers(&shutdown);
+    let workers = h
+        .runtime
+        .spawn_workers(&shutdown, &galaxy_db::leader::Leadership::always());
     h.runtime
         .force_next_turn(game, Actor::System)
         .await

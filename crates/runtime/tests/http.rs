@@ -215,7 +215,10 @@ async fn runtime_routes() {
             .set_json(json!({"engine_version": "7.7.7"}))
             .send_request(&app)
             .await;
-    assert_eq!(patch_unknown.status(), 400);
+    // Which versions exist is state, not request shape: 409, not 400.
+    assert_eq!(patch_unknown.status(), 409);
+    let body: Value = test::read_body_json(patch_unknown).await;
+    assert_eq!(body["code"], "unknown_engine_version");
 
     let stop = auth(test::TestRequest::post().uri(&format!("/api/v1/admin/runtime/{game}/stop")))
         .send_request(&app)

@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use diesel_async::RunQueryDsl;
 use galaxy_runtime::{
-    EngineFailure, PullPolicy, ResourceLimits, Runtime, RuntimeEvents, RuntimeSettings,
-    StartPlayer, StartRequest,
+    AfterCommit, EngineFailure, PullPolicy, ResourceLimits, Runtime, RuntimeEvents,
+    RuntimeSettings, StartPlayer, StartRequest,
 };
 use galaxy_testdb::TestDb;
 use uuid::Uuid;
@@ -63,13 +63,15 @@ pub fn ensure_images() {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Running(Uuid),
+    Stopped(Uuid),
     Failed(Uuid, EngineFailure),
     Turn(Uuid, u32, bool),
 }
 
 #[derive(Default)]
 pub struct Recorder {
-    pub events: Mutex<Vec<Event>>,
+    /// A turn is recorded once its transaction committed (after-commit part).
+    pub events: Arc<Mutex<Vec<Event>>>,
 }
 
 #[async_trait]
@@ -77,17 +79,29 @@ impl RuntimeEvents for Recorder {
     async fn engine_running(&self, game_id: Uuid) {
         self.events.lock().unwrap().push(Event::Running(game_id));
     }
+    async fn engine_stopped(&self, game_id: Uuid) {
+        self.events.lock().unwrap().push(Event::Stopped(game_id));
+    }
     async fn engine_failed(&self, game_id: Uuid, failure: EngineFailure) {
         self.events
             .lock()
             .unwrap()
             .push(Event::Failed(game_id, failure));
     }
-    async fn turn_generated(&self, game_id: Uuid, turn: u32, forced: bool) {
-        self.events
-            .lock()
-            .unwrap()
-            .push(Event::Turn(game_id, turn, forced));
+    async fn turn_generated(
+        &self,
+        _conn: &mut diesel_async::AsyncPgConnection,
+        game_id: Uuid,
+        turn: u32,
+        forced: bool,
+    ) -> Result<AfterCommit, galaxy_core::ApiError> {
+        let events = Arc::clone(&self.events);
+        Ok(Box::pin(async move {
+            events
+                .lock()
+                .unwrap()
+                .push(Event::Turn(game_id, turn, forced));
+        }))
     }
 }
 
@@ -166,22 +180,7 @@ impl Harness {
             games: Mutex::new(Vec::new()),
             extra_containers: Mutex::new(Vec::new()),
         };
-        let owner = Uuid::now_v7();
-        let mut conn = db.pool().get().await.unwrap();
-        diesel::sql_query(format!(
-            "INSERT INTO accounts (id, email, display_name) VALUES ('{owner}', 'owner-{owner}@example.com', 'Owner')"
-        ))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        diesel::sql_query(format!(
-            "INSERT INTO engine_versions (version, image, created_at) VALUES
-               ('1.0.0', '{IMAGE}', now() - interval '1 minute'), ('2.0.0', '{IMAGE_V2}', now()),
-               ('9.9.9', 'galaxy/game:absent-{owner}', now() - interval '2 minutes');"
-        ))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+        let owner = seed(&db).await;
         let events = Arc::new(Recorder::default());
         let runtime = Runtime::new(db.pool(), settings(&network, policy), events.clone()).unwrap();
         runtime
@@ -199,54 +198,85 @@ impl Harness {
 
     /// Inserts a game row (the runtime's tables reference it).
     pub async fn game(&self) -> Uuid {
-        let id = Uuid::now_v7();
+        let id = insert_game(&self.db, self.owner).await;
         self.guard.games.lock().unwrap().push(id);
-        let mut conn = self.db.pool().get().await.unwrap();
-        diesel::sql_query(format!(
-            "INSERT INTO games (id, name, owner_id, engine_version, status, min_players, max_players, turn_interval_seconds)
-             VALUES ('{id}', 'test', '{}', '1.0.0', 'starting', 1, 4, 3600)",
-            self.owner
-        ))
-        .execute(&mut conn)
-        .await
-        .unwrap();
         id
     }
 
     pub fn request(&self, game_id: Uuid, version: &str) -> StartRequest {
-        StartRequest {
-            game_id,
-            engine_version: version.into(),
-            players: vec![
-                StartPlayer {
-                    account_id: Uuid::from_u128(1),
-                    race_name: "Zorg".into(),
-                },
-                StartPlayer {
-                    account_id: Uuid::from_u128(2),
-                    race_name: "Humans".into(),
-                },
-            ],
-            settings: serde_json::json!({}),
-            turn_interval_seconds: 3600,
-        }
+        request(game_id, version)
     }
 
     /// Polls `check` until it holds or `timeout` passes.
-    pub async fn eventually<F: FnMut() -> bool>(
-        &self,
-        timeout: Duration,
-        what: &str,
-        mut check: F,
-    ) {
-        let deadline = std::time::Instant::now() + timeout;
-        while !check() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for: {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    pub async fn eventually<F: FnMut() -> bool>(&self, timeout: Duration, what: &str, check: F) {
+        eventually(timeout, what, check).await;
+    }
+}
+
+/// The owner account and the engine versions 1.0.0, 2.0.0 and 9.9.9 (an
+/// absent image); returns the owner.
+pub async fn seed(db: &TestDb) -> Uuid {
+    let owner = Uuid::now_v7();
+    let mut conn = db.pool().get().await.unwrap();
+    diesel::sql_query(format!(
+        "INSERT INTO accounts (id, email, display_name) VALUES ('{owner}', 'owner-{owner}@example.com', 'Owner')"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    diesel::sql_query(format!(
+        "INSERT INTO engine_versions (version, image, created_at) VALUES
+           ('1.0.0', '{IMAGE}', now() - interval '1 minute'), ('2.0.0', '{IMAGE_V2}', now()),
+           ('9.9.9', 'galaxy/game:absent-{owner}', now() - interval '2 minutes');"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    owner
+}
+
+/// Inserts a game row (the runtime's tables reference it).
+pub async fn insert_game(db: &TestDb, owner: Uuid) -> Uuid {
+    let id = Uuid::now_v7();
+    let mut conn = db.pool().get().await.unwrap();
+    diesel::sql_query(format!(
+        "INSERT INTO games (id, name, owner_id, engine_version, status, min_players, max_players, turn_interval_seconds)
+         VALUES ('{id}', 'test', '{owner}', '1.0.0', 'starting', 1, 4, 3600)"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    id
+}
+
+pub fn request(game_id: Uuid, version: &str) -> StartRequest {
+    StartRequest {
+        game_id,
+        engine_version: version.into(),
+        players: vec![
+            StartPlayer {
+                account_id: Uuid::from_u128(1),
+                race_name: "Zorg".into(),
+            },
+            StartPlayer {
+                account_id: Uuid::from_u128(2),
+                race_name: "Humans".into(),
+            },
+        ],
+        settings: serde_json::json!({}),
+        turn_interval_seconds: 3600,
+    }
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, what: &str, mut check: F) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
