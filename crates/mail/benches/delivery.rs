@@ -1,11 +1,16 @@
 //! Delivery throughput: the outbox worker draining 10,000 queued rows to a
 //! local SMTP sink, against mail-send alone pushing the same number of
-//! messages to the same sink over the same number of connections (one).
+//! messages to the same sink over the same number of connections — at 1 and
+//! at 4 (`BACKEND_MAIL_SMTP_CONNECTIONS`).
 //!
-//! `cargo bench -p galaxy-mail --bench delivery` (set `MAIL_BENCH_ROWS` to
-//! change the row count). Prints both rates and their ratio.
+//! `cargo bench -p galaxy-mail --bench delivery` (`MAIL_BENCH_ROWS` changes
+//! the row count, `MAIL_BENCH_CONNECTIONS=1,4` the connection counts,
+//! `MAIL_BENCH_ROUNDS` the rounds). Prints both rates and their ratio for
+//! each count, the ratios last.
 #![allow(clippy::print_stdout)] // a bench reports on stdout
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel_async::RunQueryDsl;
@@ -19,42 +24,57 @@ use tokio_util::sync::CancellationToken;
 
 const FROM: &str = "galaxy@bench.test";
 
-fn main() {
-    let rows: usize = std::env::var("MAIL_BENCH_ROWS")
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+        .unwrap_or(default)
+}
+
+fn main() {
+    let rows: usize = env_or("MAIL_BENCH_ROWS", 10_000);
+    let rounds: usize = env_or("MAIL_BENCH_ROUNDS", 5);
+    let counts: Vec<usize> = std::env::var("MAIL_BENCH_CONNECTIONS")
+        .unwrap_or_else(|_| "1,4".to_owned())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(rows));
+    rt.block_on(run(rows, rounds, &counts));
 }
 
-const ROUNDS: usize = 3;
-
-async fn run(rows: usize) {
+async fn run(rows: usize, rounds: usize, counts: &[usize]) {
     let db = TestDb::new();
     let pool = db.pool();
-    // The machine is shared: alternate the two measurements and report the
-    // median of each, so a burst of load does not decide the ratio.
-    let mut worker_rates = Vec::new();
-    let mut baseline_rates = Vec::new();
-    for _ in 0..ROUNDS {
-        baseline_rates.push(rows as f64 / baseline(rows).await.as_secs_f64());
-        worker_rates.push(rows as f64 / worker(&pool, rows).await.as_secs_f64());
+    let mut ratios = Vec::new();
+    for &n in counts {
+        // The machine is shared: alternate the two measurements and report
+        // the median of each, so a burst of load does not decide the ratio.
+        let mut worker_rates = Vec::new();
+        let mut baseline_rates = Vec::new();
+        for _ in 0..rounds {
+            baseline_rates.push(rows as f64 / baseline(rows, n).await.as_secs_f64());
+            worker_rates.push(rows as f64 / worker(&pool, rows, n).await.as_secs_f64());
+        }
+        let worker_rate = median(&mut worker_rates);
+        let baseline_rate = median(&mut baseline_rates);
+        println!(
+            "mail delivery benchmark: {rows} messages, {n} SMTP connection(s), loopback sink, median of {rounds}"
+        );
+        println!("  outbox worker:   {worker_rate:9.0} deliveries/s  (runs: {worker_rates:.0?})");
+        println!(
+            "  mail-send alone: {baseline_rate:9.0} messages/s    (runs: {baseline_rates:.0?})"
+        );
+        let ratio = worker_rate / baseline_rate;
+        println!("  ratio worker / mail-send at {n}: {ratio:.2}");
+        ratios.push((n, ratio));
     }
-    let worker_rate = median(&mut worker_rates);
-    let baseline_rate = median(&mut baseline_rates);
-    println!(
-        "mail delivery benchmark: {rows} messages, one SMTP connection, loopback sink, median of {ROUNDS}"
-    );
-    println!("  outbox worker:   {worker_rate:9.0} deliveries/s  (runs: {worker_rates:.0?})");
-    println!("  mail-send alone: {baseline_rate:9.0} messages/s    (runs: {baseline_rates:.0?})");
-    println!(
-        "  ratio worker / mail-send: {:.2}",
-        worker_rate / baseline_rate
-    );
+    for (n, ratio) in ratios {
+        println!("ratio worker / mail-send, {n} connection(s): {ratio:.2}");
+    }
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -62,46 +82,70 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// mail-send alone, one connection, messages rendered the way the worker
-/// renders them.
-async fn baseline(rows: usize) -> Duration {
-    let sink = SmtpServer::accepting().expect("SMTP sink");
+/// mail-send alone over `n` connections taking messages from one counter,
+/// rendered the way the worker renders them.
+async fn baseline(rows: usize, n: usize) -> Duration {
+    let sink = SmtpServer::builder()
+        .threads(32)
+        .start()
+        .expect("SMTP sink");
     let builder = SmtpClientBuilder::new_with_tls_connector(
         "127.0.0.1".to_owned(),
         sink.port(),
         tls_connector(),
     )
     .timeout(Duration::from_secs(30));
+    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut client = builder.connect_plain().await.expect("connect");
-    // As the worker does (see smtp.rs): without it every message waits for
-    // a delayed ACK and both sides measure the TCP stack, not the code.
-    client.stream.set_nodelay(true).expect("nodelay");
-    for i in 0..rows {
-        let to = format!("player{i}@bench.test");
-        let body = MessageBuilder::new()
-            .from(FROM)
-            .to(to.as_str())
-            .subject(format!("Your Galaxy sign-in code: {i:06}"))
-            .message_id(format!("{}@bench.test", uuid::Uuid::now_v7()))
-            .date(chrono::Utc::now().timestamp())
-            .text_body(format!("Your Galaxy sign-in code is {i:06}\n"))
-            .write_to_vec()
-            .expect("render");
-        client
-            .send(Message::new(FROM, [to.as_str()], body))
-            .await
-            .expect("send");
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let builder = builder.clone();
+            let next = Arc::clone(&next);
+            tokio::spawn(async move {
+                let mut client = builder.connect_plain().await.expect("connect");
+                // As the worker does (see smtp.rs): without it every message
+                // waits for a delayed ACK and both sides measure the TCP
+                // stack, not the code.
+                client.stream.set_nodelay(true).expect("nodelay");
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= rows {
+                        break;
+                    }
+                    let to = format!("player{i}@bench.test");
+                    let body = MessageBuilder::new()
+                        .from(FROM)
+                        .to(to.as_str())
+                        .subject(format!("Your Galaxy sign-in code: {i:06}"))
+                        .message_id(format!("{}@bench.test", uuid::Uuid::now_v7()))
+                        .date(chrono::Utc::now().timestamp())
+                        .text_body(format!("Your Galaxy sign-in code is {i:06}\n"))
+                        .write_to_vec()
+                        .expect("render");
+                    client
+                        .send(Message::new(FROM, [to.as_str()], body))
+                        .await
+                        .expect("send");
+                }
+                client.quit().await.expect("SMTP QUIT");
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("sender");
     }
-    let _ = client.quit().await;
     let elapsed = started.elapsed();
     assert_eq!(sink.message_count(), rows);
     elapsed
 }
 
-/// The worker draining `rows` queued login-code mails.
-async fn worker(pool: &galaxy_db::Pool, rows: usize) -> Duration {
-    let sink = SmtpServer::accepting().expect("SMTP sink");
+/// The worker draining `rows` queued login-code mails over `n` sessions per
+/// batch, with the defaults otherwise.
+async fn worker(pool: &galaxy_db::Pool, rows: usize, n: usize) -> Duration {
+    let sink = SmtpServer::builder()
+        .threads(32)
+        .start()
+        .expect("SMTP sink");
     {
         let mut c = pool.get().await.expect("conn");
         diesel::sql_query(
@@ -120,7 +164,10 @@ async fn worker(pool: &galaxy_db::Pool, rows: usize) -> Duration {
         pool.clone(),
         Settings {
             smtp: SmtpSettings::new("127.0.0.1", sink.port(), TlsMode::None, FROM),
-            worker: WorkerSettings::default(),
+            worker: WorkerSettings {
+                connections: n,
+                ..WorkerSettings::default()
+            },
         },
     )
     .expect("worker");

@@ -35,7 +35,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     MailDoc::openapi()
 }
 
-/// `GET /api/v1/admin/mail/deliveries?page=N`: every delivery, newest first.
+/// Every mail delivery, newest first.
 #[utoipa::path(get, path = "/api/v1/admin/mail/deliveries", tag = "admin-mail",
     security(("admin_token" = [])), params(PageQuery),
     responses(
@@ -52,7 +52,7 @@ async fn list_deliveries(
     Ok(HttpResponse::Ok().json(mail.deliveries(false, page).await?))
 }
 
-/// `GET /api/v1/admin/mail/dead-letters`: dead-lettered deliveries, newest first.
+/// Dead-lettered mail deliveries, newest first.
 #[utoipa::path(get, path = "/api/v1/admin/mail/dead-letters", tag = "admin-mail",
     security(("admin_token" = [])), params(PageQuery),
     responses(
@@ -69,7 +69,7 @@ async fn list_dead_letters(
     Ok(HttpResponse::Ok().json(mail.deliveries(true, page).await?))
 }
 
-/// `GET /api/v1/admin/mail/deliveries/{delivery_id}`.
+/// One mail delivery (without subject and body, which can carry sign-in codes).
 #[utoipa::path(get, path = "/api/v1/admin/mail/deliveries/{delivery_id}", tag = "admin-mail",
     security(("admin_token" = [])),
     params(("delivery_id" = Uuid, Path, description = "Delivery id")),
@@ -87,7 +87,7 @@ async fn get_delivery(
     Ok(HttpResponse::Ok().json(mail.delivery(id.into_inner()).await?))
 }
 
-/// `GET /api/v1/admin/mail/deliveries/{delivery_id}/attempts`: newest first.
+/// The delivery's tries, newest first.
 #[utoipa::path(get, path = "/api/v1/admin/mail/deliveries/{delivery_id}/attempts", tag = "admin-mail",
     security(("admin_token" = [])),
     params(("delivery_id" = Uuid, Path, description = "Delivery id"), PageQuery),
@@ -107,8 +107,13 @@ async fn list_attempts(
     Ok(HttpResponse::Ok().json(mail.attempts(id.into_inner(), page).await?))
 }
 
-/// `POST /api/v1/admin/mail/deliveries/{delivery_id}/resend`: a fresh cycle
-/// for a `pending`, `retrying` or `dead_lettered` delivery; 409 once `sent`.
+/// Re-arms a delivery for a fresh cycle of tries.
+///
+/// For a `pending`, `retrying` or `dead_lettered` delivery: `pending`, due
+/// now, cycle counter reset, attempts keep their numbering; a try running
+/// right now keeps its lease. 409 once `sent`. A notification email route
+/// linked to the delivery goes back to `pending` with it and follows it
+/// again.
 #[utoipa::path(post, path = "/api/v1/admin/mail/deliveries/{delivery_id}/resend", tag = "admin-mail",
     security(("admin_token" = [])),
     params(("delivery_id" = Uuid, Path, description = "Delivery id")),

@@ -1,5 +1,6 @@
+use chrono::{DateTime, Utc};
 use diesel::QueryResult;
-use diesel::sql_types::{Array, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use galaxy_db::column;
 use uuid::Uuid;
@@ -18,6 +19,10 @@ pub struct NewMail {
     /// The request that caused the mail, for the worker's log lines; `None`
     /// takes the request the enqueuing task serves (if any).
     pub origin_request_id: Option<String>,
+    /// When the mail carries a secret (a sign-in code): the moment it stops
+    /// working. Subject and bodies are scrubbed once the mail is sent, or
+    /// once this passes for a dead letter (see `retention`).
+    pub secret_until: Option<DateTime<Utc>>,
 }
 
 /// Inserts `mail` as a `pending` delivery, due now, on the caller's
@@ -56,13 +61,13 @@ pub async fn enqueue_many_as(
     // Arrays rather than a multi-row VALUES list: prepared once per connection.
     diesel::sql_query(
         "INSERT INTO mail_deliveries (id, kind, to_address, subject, body_text, body_html, \
-                                      notification_route_id, origin_request_id) \
+                                      notification_route_id, origin_request_id, secret_until) \
          SELECT m.id, m.kind, m.to_address, m.subject, m.body_text, m.body_html, \
-                m.notification_route_id, COALESCE(m.origin_request_id, $9) \
+                m.notification_route_id, COALESCE(m.origin_request_id, $10), m.secret_until \
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                     $7::uuid[], $8::text[]) \
+                     $7::uuid[], $8::text[], $9::timestamptz[]) \
               AS m(id, kind, to_address, subject, body_text, body_html, notification_route_id, \
-                   origin_request_id)",
+                   origin_request_id, secret_until)",
     )
     .bind::<Array<SqlUuid>, _>(ids)
     .bind::<Array<Text>, _>(column(mails, |m| m.kind.as_str()))
@@ -72,6 +77,7 @@ pub async fn enqueue_many_as(
     .bind::<Array<Nullable<Text>>, _>(column(mails, |m| m.body_html.as_deref()))
     .bind::<Array<Nullable<SqlUuid>>, _>(column(mails, |m| m.notification_route_id))
     .bind::<Array<Nullable<Text>>, _>(column(mails, |m| m.origin_request_id.as_deref()))
+    .bind::<Array<Nullable<Timestamptz>>, _>(column(mails, |m| m.secret_until))
     .bind::<Nullable<Text>, _>(current.as_deref())
     .execute(conn)
     .await

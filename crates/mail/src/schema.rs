@@ -1,4 +1,6 @@
-//! Tables owned by the mail module.
+//! Tables owned by the mail module. `mail_deliveries.secret_until` and
+//! `scrubbed_at` (migration 00006) are left out — diesel's default limit is
+//! 16 columns — and only used through SQL (`outbox`, `retention`, `store`).
 
 diesel::table! {
     mail_deliveries (id) {

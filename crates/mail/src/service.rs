@@ -1,5 +1,7 @@
 //! The mail module's public face for the admin surface and metrics.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use galaxy_core::{ApiError, Page, Paged};
 use galaxy_db::Pool;
@@ -7,6 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::outcomes::{DeliveryOutcomes, NoOutcomes};
 use crate::store::{self, AttemptRow, DeliveryRow, ResendResult, StatusCounts};
 
 /// A delivery as operators see it. Subject and body are not shown: they can
@@ -82,10 +85,16 @@ pub enum MailError {
     NotFound,
     #[error("the delivery was already sent")]
     AlreadySent,
-    #[error("database: {0}")]
-    Db(#[from] diesel::result::Error),
-    #[error("database pool: {0}")]
-    Pool(String),
+    #[error("the delivery's sign-in secret has expired; its content was removed")]
+    Expired,
+    #[error(transparent)]
+    Db(#[from] galaxy_db::DbError),
+}
+
+impl From<diesel::result::Error> for MailError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
 }
 
 impl From<MailError> for ApiError {
@@ -96,11 +105,11 @@ impl From<MailError> for ApiError {
                 "already_sent",
                 "the delivery was already sent; only pending, retrying and dead-lettered deliveries can be resent",
             ),
-            MailError::Pool(e) => {
-                tracing::warn!(error = %e, "database pool unavailable");
-                ApiError::unavailable("the database is unavailable")
-            }
-            MailError::Db(e) => ApiError::internal(e),
+            MailError::Expired => ApiError::conflict(
+                "expired",
+                "the delivery carried a sign-in secret that has expired and was removed; the user requests a new code",
+            ),
+            MailError::Db(e) => e.into(),
         }
     }
 }
@@ -126,18 +135,27 @@ pub trait MailService: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct PgMailService {
     pool: Pool,
+    outcomes: Arc<dyn DeliveryOutcomes>,
 }
 
 impl PgMailService {
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            outcomes: Arc::new(NoOutcomes),
+        }
+    }
+
+    /// Reports resends of deliveries that belong to a notification route to
+    /// `outcomes`, in the resend's transaction (see [`DeliveryOutcomes`]).
+    #[must_use]
+    pub fn with_outcomes(mut self, outcomes: Arc<dyn DeliveryOutcomes>) -> Self {
+        self.outcomes = outcomes;
+        self
     }
 
     async fn conn(&self) -> Result<galaxy_db::PooledConn, MailError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| MailError::Pool(e.to_string()))
+        self.pool.get().await.map_err(|e| MailError::Db(e.into()))
     }
 }
 
@@ -181,9 +199,10 @@ impl MailService for PgMailService {
 
     async fn resend(&self, id: Uuid) -> Result<Delivery, MailError> {
         let mut c = self.conn().await?;
-        match store::resend(&mut c, id).await? {
+        match store::resend(&mut c, id, self.outcomes.as_ref()).await? {
             ResendResult::Rearmed(row) => Ok(row.into()),
             ResendResult::AlreadySent => Err(MailError::AlreadySent),
+            ResendResult::Expired => Err(MailError::Expired),
             ResendResult::NotFound => Err(MailError::NotFound),
         }
     }
@@ -191,5 +210,23 @@ impl MailService for PgMailService {
     async fn status_counts(&self) -> Result<StatusCounts, MailError> {
         let mut c = self.conn().await?;
         Ok(store::status_counts(&mut c).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    use super::*;
+
+    #[test]
+    fn a_connection_lost_mid_query_is_unavailable_not_internal() {
+        let lost = Error::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand,
+            Box::new("connection closed".to_owned()),
+        );
+        let e = ApiError::from(MailError::from(lost));
+        assert_eq!((e.status_code().as_u16(), e.code()), (503, "unavailable"));
     }
 }

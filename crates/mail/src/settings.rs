@@ -62,6 +62,9 @@ impl SmtpSettings {
     }
 }
 
+/// The most SMTP sessions one worker batch opens at once.
+pub const MAX_SMTP_CONNECTIONS: usize = 32;
+
 /// The delivery worker.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -72,8 +75,13 @@ pub struct WorkerSettings {
     /// `BACKEND_MAIL_RETRY_BASE` / `_MAX`.
     pub retry_base: Duration,
     pub retry_max: Duration,
-    /// Rows claimed per batch (all sent over one SMTP connection).
+    /// Rows claimed per batch (shared out over `connections` sessions).
     pub batch_size: usize,
+    /// SMTP sessions a batch is sent over at once
+    /// (`BACKEND_MAIL_SMTP_CONNECTIONS`, 1..=[`MAX_SMTP_CONNECTIONS`]): each
+    /// session takes the batch's next untried row until none is left, so a
+    /// backlog after a relay outage drains that many times faster.
+    pub connections: usize,
     /// How long a claimed row stays invisible to other workers. If the
     /// claiming process dies, the row is due again when the lease ends
     /// (`BACKEND_MAIL_CLAIM_LEASE`).
@@ -91,6 +99,7 @@ impl Default for WorkerSettings {
             retry_base: Duration::from_secs(10),
             retry_max: Duration::from_secs(30 * 60),
             batch_size: 100,
+            connections: 1,
             lease: Duration::from_secs(5 * 60),
             record_every: 25,
         }

@@ -291,6 +291,11 @@ impl Mailer {
         }
     }
 
+    /// A session is open (it may still have been closed by the relay).
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
     /// Ends the session politely (end of batch).
     pub async fn close(&mut self) {
         if let Some(conn) = self.conn.take() {

@@ -9,8 +9,9 @@
 //! (they are not due); if this process dies, the rows become due again when
 //! the lease ends and the next claim closes the dead try as `interrupted`.
 //! Outcomes are written as sends complete (every `record_every` sends, one
-//! write in flight), so a crash can re-send at most the mails of two
-//! unwritten windows — fewer than one batch. Rows claimed but not yet tried when the worker stops are
+//! write in flight, the sessions of a batch held back while it is written),
+//! so a crash can re-send at most the mails of two unwritten windows and two
+//! per SMTP session — fewer than one batch. Rows claimed but not yet tried when the worker stops are
 //! released at once (their open attempt removed, the try uncounted).
 
 use chrono::{DateTime, Utc};
@@ -18,9 +19,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{
     Array, BigInt, Double, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::outcomes::{DeliveryChange, DeliveryOutcomes, DeliveryState};
 use crate::schema::{mail_attempts, mail_deliveries};
 
 /// A row claimed for one try.
@@ -46,6 +48,9 @@ pub struct Claimed {
     /// The request that enqueued the mail (logged with each try).
     #[diesel(sql_type = Nullable<Text>)]
     pub origin_request_id: Option<String>,
+    /// Set when the mail delivers a notification route.
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub notification_route_id: Option<Uuid>,
 }
 
 const CLAIM: &str = "
@@ -62,7 +67,7 @@ WITH due AS (
         updated_at = now()
     FROM due WHERE d.id = due.id
     RETURNING d.id, d.kind, d.to_address, d.subject, d.body_text, d.body_html, d.cycle_attempts,
-              d.origin_request_id
+              d.origin_request_id, d.notification_route_id
 ), interrupted AS (
     UPDATE mail_attempts a
     SET finished_at = now(), outcome = 'failed',
@@ -97,6 +102,8 @@ pub async fn claim(
 pub struct Outcome {
     pub id: Uuid,
     pub attempt_no: i32,
+    /// The delivery belongs to a notification route (its owner is told).
+    pub routed: bool,
     pub finished_at: DateTime<Utc>,
     /// `None` = sent.
     pub failure: Option<OutcomeFailure>,
@@ -120,6 +127,7 @@ WITH o AS (
     UPDATE mail_attempts m
     SET finished_at = o.finished_at, outcome = o.outcome, smtp_code = o.smtp_code, error = o.error
     FROM o WHERE m.delivery_id = o.id AND m.attempt_no = o.attempt_no AND m.outcome IS NULL
+    RETURNING m.delivery_id, m.attempt_no
 )
 UPDATE mail_deliveries d
 SET status = CASE
@@ -134,16 +142,42 @@ SET status = CASE
     last_error = CASE WHEN o.outcome = 'sent' THEN d.last_error ELSE o.error END,
     sent_at = CASE WHEN o.outcome = 'sent' THEN o.finished_at ELSE d.sent_at END,
     updated_at = now()
-FROM o
-WHERE d.id = o.id AND d.status IN ('pending', 'retrying')";
+FROM o JOIN a ON a.delivery_id = o.id AND a.attempt_no = o.attempt_no
+WHERE d.id = o.id AND d.status IN ('pending', 'retrying')
+RETURNING d.id, d.status, d.last_error, d.notification_route_id";
+
+/// A delivery as `RECORD` left it.
+#[derive(QueryableByName)]
+struct Recorded {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_error: Option<String>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    notification_route_id: Option<Uuid>,
+}
 
 /// Writes outcomes in one statement. A row's status follows from its
 /// outcome and its `cycle_attempts` as stored now (a resend during the try
 /// reset it), so the dead-letter decision cannot act on a stale count.
+///
+/// Only the current try writes: the delivery is updated only where the
+/// outcome's own attempt was still open. A try whose lease ran out was
+/// closed as `interrupted` by the claim that superseded it, so its late
+/// outcome changes neither its attempt nor the delivery (a worker sending
+/// it now keeps its lease).
+///
+/// The new states of deliveries that belong to a notification route are
+/// handed to `port` in the same transaction; if it fails, nothing is
+/// written (the tries stay open and are closed as `interrupted` by the
+/// claim after their lease).
 pub async fn record(
     conn: &mut AsyncPgConnection,
     outcomes: &[Outcome],
     max_attempts: u32,
+    port: &dyn DeliveryOutcomes,
 ) -> QueryResult<usize> {
     if outcomes.is_empty() {
         return Ok(0);
@@ -177,7 +211,7 @@ pub async fn record(
             }
         }
     }
-    diesel::sql_query(RECORD)
+    let query = diesel::sql_query(RECORD)
         .bind::<Array<SqlUuid>, _>(ids)
         .bind::<Array<Int4>, _>(nos)
         .bind::<Array<Timestamptz>, _>(finished)
@@ -186,9 +220,37 @@ pub async fn record(
         .bind::<Array<Nullable<Text>>, _>(errors)
         .bind::<Array<diesel::sql_types::Bool>, _>(permanent)
         .bind::<Array<BigInt>, _>(retry_ms)
-        .bind::<Int4, _>(i32::try_from(max_attempts).unwrap_or(i32::MAX))
-        .execute(conn)
-        .await
+        .bind::<Int4, _>(i32::try_from(max_attempts).unwrap_or(i32::MAX));
+    // One statement is atomic by itself: a transaction is opened only when
+    // the owner of a routed delivery must be told in it (two round trips
+    // fewer for the mails that belong to no route, sign-in codes among them).
+    if !outcomes.iter().any(|o| o.routed) {
+        return Ok(query.load::<Recorded>(conn).await?.len());
+    }
+    conn.transaction(async |c| {
+        let rows: Vec<Recorded> = query.load(c).await?;
+        let changes: Vec<DeliveryChange> = rows
+            .iter()
+            .filter_map(|r| {
+                let state = match r.status.as_str() {
+                    "sent" => DeliveryState::Sent,
+                    "dead_lettered" => DeliveryState::DeadLettered,
+                    _ => DeliveryState::Retrying,
+                };
+                Some(DeliveryChange {
+                    delivery_id: r.id,
+                    notification_route_id: r.notification_route_id?,
+                    state,
+                    last_error: r.last_error.clone(),
+                })
+            })
+            .collect();
+        if !changes.is_empty() {
+            port.record(c, &changes).await?;
+        }
+        Ok(rows.len())
+    })
+    .await
 }
 
 const RELEASE: &str = "
@@ -218,7 +280,7 @@ pub async fn release(conn: &mut AsyncPgConnection, rows: &[&Claimed]) -> QueryRe
 
 /// A delivery as the admin surface shows it. Subject and bodies are left
 /// out on purpose: they can carry one-time sign-in codes.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = mail_deliveries)]
 pub struct DeliveryRow {
     pub id: Uuid,
@@ -305,45 +367,70 @@ pub async fn attempts(
 pub enum ResendResult {
     Rearmed(DeliveryRow),
     AlreadySent,
+    /// A mail whose secret expired (or was scrubbed): nothing left to send.
+    Expired,
     NotFound,
 }
+
+const RESEND: &str = "
+UPDATE mail_deliveries d
+SET status = 'pending', cycle_attempts = 0, updated_at = now(),
+    next_attempt_at = CASE
+        WHEN EXISTS (SELECT 1 FROM mail_attempts a WHERE a.delivery_id = d.id AND a.outcome IS NULL)
+        THEN d.next_attempt_at
+        ELSE now() END
+WHERE d.id = $1 AND d.status IN ('pending', 'retrying', 'dead_lettered')
+  AND d.scrubbed_at IS NULL AND (d.secret_until IS NULL OR d.secret_until > now())
+RETURNING d.id, d.kind, d.to_address, d.status, d.cycle_attempts, d.next_attempt_at,
+          d.last_error, d.notification_route_id, d.created_at, d.updated_at, d.sent_at";
 
 /// Re-arms a delivery for a fresh cycle. A row that is being tried right
 /// now (an open attempt) keeps its lease, so the running try and a new one
 /// cannot overlap; it is picked up as soon as that try ends or expires.
-pub async fn resend(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<ResendResult> {
-    use mail_deliveries::dsl as d;
-    let in_flight = diesel::dsl::exists(
-        mail_attempts::table
-            .filter(mail_attempts::delivery_id.eq(id))
-            .filter(mail_attempts::outcome.is_null()),
-    );
-    let in_flight: bool = diesel::select(in_flight).get_result(conn).await?;
-    let next = if in_flight {
-        diesel::dsl::sql::<Timestamptz>("next_attempt_at")
-    } else {
-        diesel::dsl::sql::<Timestamptz>("now()")
-    };
-    let updated = diesel::update(d::mail_deliveries.find(id).filter(d::status.eq_any([
-        "pending",
-        "retrying",
-        "dead_lettered",
-    ])))
-    .set((
-        d::status.eq("pending"),
-        d::cycle_attempts.eq(0),
-        d::next_attempt_at.eq(next),
-        d::updated_at.eq(diesel::dsl::now),
-    ))
-    .returning(DeliveryRow::as_returning())
-    .get_result(conn)
-    .await
-    .optional()?;
+///
+/// The re-arm is one statement gated on the state (status and open
+/// attempt), run after the row is locked: a claim holds that lock until it
+/// commits its open attempt, so the statement — taking its snapshot after
+/// the lock — always sees the attempt of a claim it raced (checking first
+/// and updating after, a claim committed in between had its lease cut short
+/// and a second worker sent the mail again).
+///
+/// A re-armed delivery that belongs to a notification route is reported to
+/// `port` (as [`DeliveryState::Rearmed`]) in the same transaction.
+pub async fn resend(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    port: &dyn DeliveryOutcomes,
+) -> QueryResult<ResendResult> {
+    let updated = conn
+        .transaction(async |c| {
+            diesel::sql_query("SELECT 1 FROM mail_deliveries WHERE id = $1 FOR UPDATE")
+                .bind::<SqlUuid, _>(id)
+                .execute(c)
+                .await?;
+            let row = diesel::sql_query(RESEND)
+                .bind::<SqlUuid, _>(id)
+                .get_result::<DeliveryRow>(c)
+                .await
+                .optional()?;
+            if let Some(route) = row.as_ref().and_then(|r| r.notification_route_id) {
+                let change = DeliveryChange {
+                    delivery_id: id,
+                    notification_route_id: route,
+                    state: DeliveryState::Rearmed,
+                    last_error: row.as_ref().and_then(|r| r.last_error.clone()),
+                };
+                port.record(c, std::slice::from_ref(&change)).await?;
+            }
+            Ok::<_, diesel::result::Error>(row)
+        })
+        .await?;
     if let Some(row) = updated {
         return Ok(ResendResult::Rearmed(row));
     }
     Ok(match get(conn, id).await? {
-        Some(_) => ResendResult::AlreadySent,
+        Some(r) if r.status == "sent" => ResendResult::AlreadySent,
+        Some(_) => ResendResult::Expired,
         None => ResendResult::NotFound,
     })
 }

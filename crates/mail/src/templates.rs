@@ -30,6 +30,7 @@ pub fn login_code(to: &str, code: &str, ttl_minutes: u64) -> NewMail {
         body_html: None,
         notification_route_id: None,
         origin_request_id: None,
+        secret_until: None,
     }
 }
 

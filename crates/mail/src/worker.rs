@@ -1,16 +1,19 @@
 //! The delivery worker: every interval, claim a batch (see `store` for the
-//! lease design), send it over one SMTP session, record each try.
+//! lease design), send it over `connections` parallel SMTP sessions, record
+//! each try.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::QueryResult;
 use galaxy_db::{Pool, PooledConn};
 use galaxy_queue::{Backoff, BatchOutcome};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::outcomes::{DeliveryOutcomes, NoOutcomes};
 use crate::settings::Settings;
 use crate::smtp::{Mailer, Outgoing, SendFailure, SmtpSetupError};
 use crate::store::{self, Claimed, Outcome, OutcomeFailure};
@@ -60,8 +63,14 @@ pub struct Worker {
     settings: Settings,
     backoff: Backoff,
     stats: Arc<WorkerStats>,
-    /// Configured once; each batch takes a fresh copy with its own session.
+    /// Configured once; each batch session is a fresh copy of it.
     mailer: Mailer,
+    /// Sessions a full batch left open for the next one, which follows at
+    /// once (a backlog): they skip a connect, greeting and QUIT per batch.
+    /// Closed by the first batch that ends without being full.
+    parked: std::sync::Mutex<Vec<Mailer>>,
+    /// Told every recorded state of a route's mail, in the recording transaction.
+    outcomes: Arc<dyn DeliveryOutcomes>,
 }
 
 impl Worker {
@@ -75,7 +84,17 @@ impl Worker {
             backoff,
             stats: Arc::new(WorkerStats::default()),
             mailer,
+            parked: std::sync::Mutex::new(Vec::new()),
+            outcomes: Arc::new(NoOutcomes),
         })
+    }
+
+    /// Reports the recorded states of deliveries that belong to a
+    /// notification route to `outcomes` (see [`DeliveryOutcomes`]).
+    #[must_use]
+    pub fn with_outcomes(mut self, outcomes: Arc<dyn DeliveryOutcomes>) -> Self {
+        self.outcomes = outcomes;
+        self
     }
 
     pub fn stats(&self) -> Arc<WorkerStats> {
@@ -89,6 +108,7 @@ impl Worker {
             let interval = self.settings.worker.interval;
             let token = shutdown.clone();
             galaxy_queue::run_periodic("mail", interval, shutdown, || self.run_batch(&token)).await;
+            self.close_parked().await;
         })
     }
 
@@ -104,100 +124,140 @@ impl Worker {
             .get()
             .await
             .map_err(|e| WorkerError::Pool(e.to_string()))?;
+        crate::retention::scrub(&mut conn).await?;
         let claimed = store::claim(&mut conn, w.batch_size, w.lease).await?;
         if claimed.is_empty() {
+            self.close_parked().await;
             return Ok(BatchOutcome::default());
         }
         let full = claimed.len() >= w.batch_size;
+        let count = claimed.len();
         // Checked before every send: stop well inside the lease so a slow
         // relay can never let another worker claim a row still being sent.
         let deadline = started + w.lease / 2;
-        let result = self.deliver(conn, &claimed, shutdown, deadline).await;
+        let result = self.deliver(conn, claimed, full, shutdown, deadline).await;
         let elapsed = started.elapsed();
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats.last_batch_micros.store(
             u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-        galaxy_telemetry::record_worker_batch(
-            "mail",
-            if result.is_ok() { "ok" } else { "error" },
-            elapsed,
-        );
+        // The batch-duration metric is recorded once, by the loop that runs
+        // this batch (`galaxy_queue::run_periodic`).
         let processed = result?;
         Ok(BatchOutcome {
             processed,
-            full: full && processed == claimed.len(),
+            full: full && processed == count,
         })
     }
 
+    /// Sends the batch over `connections` sessions at once. Each session
+    /// takes the next untried row (one shared cursor, so no row of a claim
+    /// is sent twice) and hands its result to this task, which turns it
+    /// into an outcome and records outcomes in windows of `record_every`
+    /// through the batch's one database connection.
     async fn deliver(
         &self,
         conn: PooledConn,
-        claimed: &[Claimed],
+        claimed: Vec<Claimed>,
+        full: bool,
         shutdown: &CancellationToken,
         deadline: Instant,
     ) -> Result<usize, WorkerError> {
         let w = &self.settings.worker;
-        let mut mailer = self.mailer.fresh();
         let every = w.record_every.max(1);
-        let mut pending: Vec<Outcome> = Vec::with_capacity(every);
+        let rows = Arc::new(claimed);
+        let sessions = w.connections.clamp(1, rows.len().max(1));
+        let shared = Arc::new(Shared {
+            next: AtomicUsize::new(0),
+            connected: AtomicUsize::new(sessions),
+        });
+        // Bounded: a session waits while a window is being written, so the
+        // sent-but-unrecorded mails stay within two windows plus one per
+        // session.
+        let (tx, mut rx) = mpsc::channel::<Sent>(sessions);
+        let stop = shutdown.child_token();
+        let mut mailers = std::mem::take(&mut *self.parked_sessions());
+        while mailers.len() > sessions {
+            if let Some(mut extra) = mailers.pop() {
+                extra.close().await;
+            }
+        }
+        mailers.resize_with(sessions, || self.mailer.fresh());
+        let handles: Vec<JoinHandle<Mailer>> = mailers
+            .into_iter()
+            .map(|mailer| {
+                tokio::spawn(session(
+                    mailer,
+                    Arc::clone(&rows),
+                    Arc::clone(&shared),
+                    tx.clone(),
+                    stop.clone(),
+                    deadline,
+                ))
+            })
+            .collect();
+        drop(tx);
         let mut recorder = Recorder {
             conn: Some(conn),
             inflight: None,
             max_attempts: w.max_attempts,
+            outcomes: Arc::clone(&self.outcomes),
         };
-        // When the relay cannot be reached, the remaining rows of the batch
-        // fail with the same error instead of each waiting for a connect
-        // timeout; they retry after their backoff.
-        let mut unreachable: Option<SendFailure> = None;
-        let mut done = 0;
-        for (i, row) in claimed.iter().enumerate() {
-            if shutdown.is_cancelled() || Instant::now() >= deadline {
-                recorder.submit(std::mem::take(&mut pending)).await?;
-                let rest: Vec<&Claimed> = claimed[i..].iter().collect();
+        let result = async {
+            let mut pending: Vec<Outcome> = Vec::with_capacity(every);
+            let mut done = 0;
+            while let Some((i, failure)) = rx.recv().await {
+                pending.push(self.outcome(&rows[i], failure));
+                done += 1;
+                if pending.len() >= every {
+                    recorder
+                        .submit(std::mem::replace(&mut pending, Vec::with_capacity(every)))
+                        .await?;
+                }
+            }
+            recorder.submit(pending).await?;
+            // Every session has ended: rows past the cursor were never tried.
+            let tried = shared.next.load(Ordering::SeqCst).min(rows.len());
+            let rest: Vec<&Claimed> = rows[tried..].iter().collect();
+            if !rest.is_empty() {
                 store::release(recorder.idle().await?, &rest).await?;
                 tracing::info!(
                     released = rest.len(),
                     "batch stopped early; untried rows released"
                 );
-                break;
             }
-            let failure = if let Some(f) = &unreachable {
-                Some(f.clone())
-            } else {
-                let r = match mailer.ensure_connected().await {
-                    Err(f) => {
-                        unreachable = Some(f.clone());
-                        Err(f)
-                    }
-                    Ok(()) => {
-                        mailer
-                            .send(&Outgoing {
-                                id: row.id,
-                                to: &row.to_address,
-                                subject: &row.subject,
-                                body_text: &row.body_text,
-                                body_html: row.body_html.as_deref(),
-                            })
-                            .await
-                    }
-                };
-                r.err()
-            };
-            let outcome = self.outcome(row, failure);
-            pending.push(outcome);
-            done += 1;
-            if pending.len() >= every {
-                recorder
-                    .submit(std::mem::replace(&mut pending, Vec::with_capacity(every)))
-                    .await?;
+            recorder.idle().await?;
+            Ok(done)
+        }
+        .await;
+        // On a database error the sessions stop before their next send.
+        let keep = full && result.is_ok() && !stop.is_cancelled() && Instant::now() < deadline;
+        stop.cancel();
+        drop(rx);
+        let mut open = Vec::with_capacity(handles.len());
+        for h in handles {
+            match h.await {
+                Ok(mailer) if keep && mailer.is_connected() => open.push(mailer),
+                Ok(mut mailer) => mailer.close().await,
+                Err(e) => tracing::error!(error = %e, "SMTP session task failed"),
             }
         }
-        recorder.submit(pending).await?;
-        recorder.idle().await?;
-        mailer.close().await;
-        Ok(done)
+        self.parked_sessions().extend(open);
+        result
+    }
+
+    fn parked_sessions(&self) -> std::sync::MutexGuard<'_, Vec<Mailer>> {
+        self.parked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn close_parked(&self) {
+        let parked = std::mem::take(&mut *self.parked_sessions());
+        for mut mailer in parked {
+            mailer.close().await;
+        }
     }
 
     fn outcome(&self, row: &Claimed, failure: Option<SendFailure>) -> Outcome {
@@ -246,20 +306,84 @@ impl Worker {
         Outcome {
             id: row.id,
             attempt_no: row.attempt_no,
+            routed: row.notification_route_id.is_some(),
             finished_at: chrono::Utc::now(),
             failure,
         }
     }
 }
 
+/// The batch's cursor and how many of its sessions can still reach the relay.
+struct Shared {
+    next: AtomicUsize,
+    connected: AtomicUsize,
+}
+
+/// A row index and how its try ended (`None`: sent).
+type Sent = (usize, Option<SendFailure>);
+
+/// One SMTP session of a batch: takes the next untried row until none is
+/// left, the batch is stopped (shutdown, lease deadline, database error) or
+/// the relay cannot be reached; hands its session back. Stop conditions are checked before a row is
+/// taken, so every taken row is tried and reported exactly once.
+async fn session(
+    mut mailer: Mailer,
+    rows: Arc<Vec<Claimed>>,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Sent>,
+    stop: CancellationToken,
+    deadline: Instant,
+) -> Mailer {
+    let stopped = || stop.is_cancelled() || Instant::now() >= deadline;
+    while !stopped() {
+        let i = shared.next.fetch_add(1, Ordering::SeqCst);
+        let Some(row) = rows.get(i) else { break };
+        let failure = match mailer.ensure_connected().await {
+            Ok(()) => mailer
+                .send(&Outgoing {
+                    id: row.id,
+                    to: &row.to_address,
+                    subject: &row.subject,
+                    body_text: &row.body_text,
+                    body_html: row.body_html.as_deref(),
+                })
+                .await
+                .err(),
+            Err(f) => {
+                let _ = tx.send((i, Some(f.clone()))).await;
+                // The last session that cannot connect fails the rows no
+                // session is left to try, with the same error, instead of
+                // each waiting for a connect timeout; they retry after
+                // their backoff.
+                if shared.connected.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    while !stopped() {
+                        let j = shared.next.fetch_add(1, Ordering::SeqCst);
+                        if j >= rows.len() || tx.send((j, Some(f.clone()))).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                return mailer;
+            }
+        };
+        if tx.send((i, failure)).await.is_err() {
+            break;
+        }
+    }
+    // The caller closes the session, or keeps it for the next batch.
+    mailer
+}
+
 /// Writes outcomes while the batch goes on sending, so a database round
 /// trip overlaps the next SMTP ones. It owns the batch's connection; at most
 /// one write is in flight, so outcomes land in order and a crash leaves at
-/// most two windows (`2 × record_every`) of sent-but-unrecorded mails.
+/// most two windows (`2 × record_every`) plus two mails per session of
+/// sent-but-unrecorded mails.
 struct Recorder {
     conn: Option<PooledConn>,
     inflight: Option<JoinHandle<(PooledConn, QueryResult<usize>)>>,
     max_attempts: u32,
+    outcomes: Arc<dyn DeliveryOutcomes>,
 }
 
 impl Recorder {
@@ -288,8 +412,9 @@ impl Recorder {
             ));
         };
         let max = self.max_attempts;
+        let port = Arc::clone(&self.outcomes);
         self.inflight = Some(tokio::spawn(async move {
-            let res = store::record(&mut conn, &outcomes, max).await;
+            let res = store::record(&mut conn, &outcomes, max, port.as_ref()).await;
             (conn, res)
         }));
         Ok(())

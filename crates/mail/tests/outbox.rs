@@ -82,10 +82,15 @@ async fn a_batch_reuses_one_connection_and_reports_full_batches() {
         1,
         "one SMTP session for the whole batch"
     );
+    // A full batch is followed at once by the next: it keeps the session.
     let second = w.run_batch(&go()).await.unwrap();
     assert_eq!((second.processed, second.full), (10, false));
+    assert_eq!(server.greetings(), 1);
+    // A batch that was not full closed it: the next one opens its own.
+    enqueue_many(&pool, 1).await;
+    w.run_batch(&go()).await.unwrap();
     assert_eq!(server.greetings(), 2);
-    assert_eq!(count_status(&pool, "sent").await, 30);
+    assert_eq!(count_status(&pool, "sent").await, 31);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -378,6 +383,101 @@ async fn a_claim_abandoned_by_a_dead_worker_is_due_again_after_the_lease() {
     assert_eq!(a.len(), 2);
     assert_eq!(a[0].1.as_deref(), Some("failed"));
     assert!(a[0].3.as_deref().unwrap().starts_with("interrupted"));
+    assert_eq!(a[1].1.as_deref(), Some("sent"));
+}
+
+/// A resend that races a claim must not make the claimed row due again
+/// (a second worker would send it while the first is still sending).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resend_racing_a_claim_keeps_the_claims_lease() {
+    use diesel_async::RunQueryDsl;
+    use galaxy_mail::MailService;
+    let db = TestDb::new();
+    let pool = db.pool();
+    let server = SmtpServer::accepting().unwrap();
+    let id = enqueue(&pool, "race@example.test", "424242").await;
+    // A claim in progress: the row locked and leased, an open attempt, not
+    // yet committed.
+    let mut claimer = pool.get().await.unwrap();
+    diesel::sql_query("BEGIN")
+        .execute(&mut claimer)
+        .await
+        .unwrap();
+    diesel::sql_query(
+        "WITH c AS (UPDATE mail_deliveries SET next_attempt_at = now() + interval '30 seconds',
+         cycle_attempts = cycle_attempts + 1 WHERE id = $1 RETURNING id)
+         INSERT INTO mail_attempts (delivery_id, attempt_no, started_at) SELECT id, 1, now() FROM c",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .execute(&mut claimer)
+    .await
+    .unwrap();
+    let svc = PgMailService::new(pool.clone());
+    let resend = tokio::spawn(async move { svc.resend(id).await.map(|d| d.status) });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    diesel::sql_query("COMMIT")
+        .execute(&mut claimer)
+        .await
+        .unwrap();
+    assert_eq!(resend.await.unwrap().unwrap(), "pending");
+    assert!(
+        row(&pool, id).await.next_attempt_at > chrono::Utc::now() + chrono::Duration::seconds(20),
+        "the resend cut the running try's lease short"
+    );
+    let w = worker(&pool, smtp_for(&server, TlsMode::None), fast_worker());
+    assert_eq!(
+        w.run_batch(&go()).await.unwrap().processed,
+        0,
+        "a second worker would send the row again"
+    );
+}
+
+/// A try whose lease ran out and was superseded by another worker's try
+/// must not write its late outcome over the current try's state.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_outcome_of_a_superseded_try_changes_nothing() {
+    let db = TestDb::new();
+    let pool = db.pool();
+    // Every message takes 3 s; worker A gives up after 1.5 s, its lease is 1 s.
+    let server = SmtpServer::builder()
+        .delay_per_message(Duration::from_secs(3))
+        .threads(4)
+        .start()
+        .unwrap();
+    let id = enqueue(&pool, "late@example.test", "515151").await;
+    let mut slow = smtp_for(&server, TlsMode::None);
+    slow.timeout = Duration::from_millis(1500);
+    let mut short = fast_worker();
+    short.lease = Duration::from_secs(1);
+    let a = worker(&pool, slow, short);
+    let b = worker(&pool, smtp_for(&server, TlsMode::None), fast_worker());
+    let c = worker(&pool, smtp_for(&server, TlsMode::None), fast_worker());
+
+    let a_task = tokio::spawn(async move { a.run_batch(&go()).await.unwrap().processed });
+    // A's lease is over: B claims the row (A's try is closed as interrupted).
+    tokio::time::sleep(Duration::from_millis(1150)).await;
+    let b_task = tokio::spawn(async move { b.run_batch(&go()).await.unwrap().processed });
+    assert_eq!(
+        a_task.await.unwrap(),
+        1,
+        "A timed out and recorded a failure"
+    );
+    // A's late failure must not make the row due while B is sending it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        c.run_batch(&go()).await.unwrap().processed,
+        0,
+        "the row was claimed again while B was still sending it"
+    );
+    assert_eq!(b_task.await.unwrap(), 1);
+    let r = row(&pool, id).await;
+    assert_eq!(r.status, "sent");
+    let a = attempts(&pool, id).await;
+    assert_eq!(a.len(), 2, "{a:?}");
+    assert!(
+        a[0].3.as_deref().unwrap_or("").starts_with("interrupted"),
+        "{a:?}"
+    );
     assert_eq!(a[1].1.as_deref(), Some("sent"));
 }
 

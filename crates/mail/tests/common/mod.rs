@@ -31,6 +31,7 @@ pub fn fast_worker() -> WorkerSettings {
         retry_base: Duration::from_millis(100),
         retry_max: Duration::from_millis(400),
         batch_size: 50,
+        connections: 1,
         lease: Duration::from_secs(30),
         record_every: 10,
     }
@@ -59,6 +60,7 @@ pub async fn enqueue_many(pool: &Pool, n: usize) -> Vec<Uuid> {
             body_html: None,
             notification_route_id: None,
             origin_request_id: None,
+            secret_until: None,
         };
         ids.push(galaxy_mail::enqueue(&mut c, &m).await.unwrap());
     }
