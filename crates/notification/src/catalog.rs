@@ -148,6 +148,11 @@ pub fn validate(intent: &Intent) -> Result<(&'static KindSpec, Vec<Uuid>), Notif
         kind: intent.kind.clone(),
     })?;
     let key_len = intent.idempotency_key.chars().count();
+    if intent.idempotency_key.contains('\0') {
+        return Err(NotificationError::InvalidIdempotencyKey {
+            reason: "must not contain the NUL character".to_owned(),
+        });
+    }
     if key_len == 0 || key_len > MAX_IDEMPOTENCY_KEY {
         return Err(NotificationError::InvalidIdempotencyKey {
             reason: format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters (got {key_len})"),
@@ -162,6 +167,14 @@ pub fn validate(intent: &Intent) -> Result<(&'static KindSpec, Vec<Uuid>), Notif
             problem: "must be a JSON object".to_owned(),
         })?;
     check_fields(spec, object)?;
+    // Payloads are stored as `jsonb`, keys are `text`: no NUL anywhere.
+    if let Some(problem) = galaxy_core::json_problem(&intent.payload) {
+        return Err(NotificationError::InvalidPayload {
+            kind: spec.kind,
+            field: "payload".to_owned(),
+            problem,
+        });
+    }
     let size = serde_json::to_vec(&intent.payload).map_or(usize::MAX, |b| b.len());
     if size > MAX_PAYLOAD_BYTES {
         return Err(NotificationError::InvalidPayload {
@@ -307,6 +320,23 @@ mod tests {
     fn joined() -> Value {
         json!({"game_id": Uuid::nil().to_string(), "game_name": "Andromeda",
                "account_id": Uuid::nil().to_string(), "race_name": "Zorgons"})
+    }
+
+    #[test]
+    fn nul_anywhere_in_a_payload_or_key_is_refused() {
+        let a = Uuid::now_v7();
+        let mut p = joined();
+        p["extra"] = json!({"deep": ["x\u{0}"]});
+        assert!(matches!(
+            validate(&intent(LOBBY_MEMBER_JOINED, p, vec![a])),
+            Err(NotificationError::InvalidPayload { .. })
+        ));
+        let mut i = intent(LOBBY_MEMBER_JOINED, joined(), vec![a]);
+        i.idempotency_key = "k\u{0}".to_owned();
+        assert!(matches!(
+            validate(&i),
+            Err(NotificationError::InvalidIdempotencyKey { .. })
+        ));
     }
 
     #[test]

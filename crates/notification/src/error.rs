@@ -1,4 +1,5 @@
 use galaxy_core::ApiError;
+use uuid::Uuid;
 
 /// Everything submit, the inbox and the admin surface can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,11 @@ pub enum NotificationError {
     NotFound,
     #[error("only dead-lettered routes can be retried (this one is {status})")]
     NotRetryable { status: String },
+    #[error(
+        "an email route follows its mail; resend the mail instead \
+         (POST /api/v1/admin/mail/deliveries/{delivery_id}/resend)"
+    )]
+    FollowsMail { delivery_id: Uuid },
     #[error(transparent)]
     Db(#[from] galaxy_db::DbError),
 }
@@ -47,28 +53,27 @@ impl From<diesel::result::Error> for NotificationError {
 
 impl From<NotificationError> for ApiError {
     fn from(e: NotificationError) -> Self {
-        match &e {
-            NotificationError::NotFound => ApiError::not_found(e.to_string()),
+        let detail = e.to_string();
+        match e {
+            NotificationError::NotFound => ApiError::not_found(detail),
             NotificationError::NotRetryable { .. } => {
-                ApiError::conflict("route_not_dead_lettered", e.to_string())
+                ApiError::conflict("route_not_dead_lettered", detail)
             }
-            NotificationError::Db(galaxy_db::DbError::Pool(_)) => {
-                ApiError::unavailable("the database is unavailable")
+            NotificationError::FollowsMail { .. } => {
+                ApiError::conflict("route_follows_mail", detail)
             }
-            NotificationError::Db(inner) => ApiError::internal(inner),
+            NotificationError::Db(inner) => inner.into(),
             NotificationError::InvalidPayload { field, problem, .. } => {
-                ApiError::invalid_field(&format!("payload.{field}"), problem.clone())
+                ApiError::invalid_field(&format!("payload.{field}"), problem)
             }
             NotificationError::InvalidIdempotencyKey { reason } => {
-                ApiError::invalid_field("idempotency_key", reason.clone())
+                ApiError::invalid_field("idempotency_key", reason)
             }
-            NotificationError::UnknownKind { .. } => ApiError::invalid_field("kind", e.to_string()),
+            NotificationError::UnknownKind { .. } => ApiError::invalid_field("kind", detail),
             NotificationError::NoRecipients { .. }
             | NotificationError::TooManyRecipients { .. }
             | NotificationError::RecipientsNotAllowed { .. }
-            | NotificationError::UnknownRecipient => {
-                ApiError::invalid_field("recipients", e.to_string())
-            }
+            | NotificationError::UnknownRecipient => ApiError::invalid_field("recipients", detail),
         }
     }
 }

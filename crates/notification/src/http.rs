@@ -10,16 +10,21 @@ use serde_json::Value;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
+use crate::admin::NotificationAdmin;
 use crate::catalog;
 use crate::error::NotificationError;
 use crate::service::PgNotificationService;
-use crate::store::{self, IntentRow, RouteRow, STATUSES};
+use crate::store::{self, STATUSES};
+use crate::views::{IntentDetail, IntentView, RouteView};
 
 type Service = web::Data<PgNotificationService>;
+type Admin = web::Data<dyn NotificationAdmin>;
 
 /// Mounts the inbox and admin routes; `service` becomes app data.
 pub fn configure(cfg: &mut web::ServiceConfig, service: Arc<PgNotificationService>) {
+    let admin: Arc<dyn NotificationAdmin> = service.clone();
     cfg.app_data(web::Data::from(service))
+        .app_data(web::Data::from(admin))
         .service(web::resource("/api/v1/user/notifications").get(inbox))
         .service(web::resource("/api/v1/user/notifications/{id}/read").post(mark_read))
         .service(web::resource("/api/v1/admin/notifications/intents").get(list_intents))
@@ -47,8 +52,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// One inbox entry: a push notification addressed to the caller.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InboxItem {
-    /// The route id (use it to mark the entry read).
+    /// The route id (use it to mark the entry read, and as the `after`
+    /// cursor); the push frame's `id`.
     pub id: Uuid,
+    /// The notification (intent) id, shared by every recipient; the push
+    /// frame's `event_id`.
+    pub event_id: Uuid,
     pub kind: String,
     /// The kind's payload (see docs/notifications.md).
     #[schema(value_type = Object)]
@@ -62,13 +71,17 @@ pub struct InboxItem {
 pub struct InboxQuery {
     /// `true`: only entries not yet marked read.
     pub unread: Option<bool>,
+    /// An inbox item id of the caller's: list instead the items after it,
+    /// oldest first, at most `page_size` (`page` is ignored). The gateway's
+    /// resume cursor.
+    pub after: Option<Uuid>,
 }
 
 fn db<E: Into<NotificationError>>(e: E) -> ApiError {
     ApiError::from(e.into())
 }
 
-/// The caller's notifications, newest first.
+/// The caller's notifications, newest first (or, with `after`, oldest first after a cursor).
 #[utoipa::path(
     get, path = "/api/v1/user/notifications", tag = "notifications",
     params(PageQuery, InboxQuery),
@@ -77,6 +90,7 @@ fn db<E: Into<NotificationError>>(e: E) -> ApiError {
         (status = 200, description = "A page of the inbox", body = Paged<InboxItem>),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid session", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`after` is not one of the caller's notifications", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(account_id = %user.account_id))]
@@ -89,13 +103,28 @@ async fn inbox(
     let page = page.into_inner().validate()?;
     let q = query.into_inner();
     let mut conn = service.conn().await?;
-    let (rows, total) = store::inbox(&mut conn, user.account_id, q.unread == Some(true), page)
-        .await
-        .map_err(db)?;
+    let unread = q.unread == Some(true);
+    let (rows, total, page) = match q.after {
+        None => {
+            let (rows, total) = store::inbox(&mut conn, user.account_id, unread, page)
+                .await
+                .map_err(db)?;
+            (rows, total, page)
+        }
+        Some(after) => {
+            let (rows, total) =
+                store::inbox_after(&mut conn, user.account_id, after, unread, page.limit())
+                    .await
+                    .map_err(db)?
+                    .ok_or_else(|| ApiError::not_found("after: not one of your notifications"))?;
+            (rows, total, galaxy_core::Page { page: 1, ..page })
+        }
+    };
     let items = rows
         .into_iter()
         .map(|r| InboxItem {
             id: r.route_id,
+            event_id: r.intent_id,
             kind: r.kind,
             payload: r.payload,
             created_at: r.created_at,
@@ -133,91 +162,13 @@ async fn mark_read(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A stored intent.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct IntentView {
-    pub id: Uuid,
-    pub kind: String,
-    pub idempotency_key: String,
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<IntentRow> for IntentView {
-    fn from(r: IntentRow) -> Self {
-        Self {
-            id: r.id,
-            kind: r.kind,
-            idempotency_key: r.idempotency_key,
-            payload: r.payload,
-            created_at: r.created_at,
-        }
-    }
-}
-
-/// An intent with every route it materialised.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct IntentDetail {
-    pub id: Uuid,
-    pub kind: String,
-    pub idempotency_key: String,
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    pub created_at: DateTime<Utc>,
-    pub routes: Vec<RouteView>,
-}
-
-/// One delivery route: one recipient on one channel.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct RouteView {
-    pub id: Uuid,
-    pub intent_id: Uuid,
-    /// `push` or `email`.
-    pub channel: String,
-    pub account_id: Option<Uuid>,
-    /// Email routes: the address the mail was enqueued for.
-    pub address: Option<String>,
-    /// `pending`, `retrying`, `delivered`, `skipped`, `dead_lettered`.
-    pub status: String,
-    pub attempts: i32,
-    pub next_attempt_at: DateTime<Utc>,
-    pub last_error: Option<String>,
-    /// Why a `skipped` route was not delivered (`user_deleted`,
-    /// `admin_email_not_configured`, `no_email_address`).
-    pub skip_reason: Option<String>,
-    /// Email routes: the mail delivery (see /api/v1/admin/mail/deliveries/{id}).
-    pub mail_delivery_id: Option<Uuid>,
-    pub read_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<RouteRow> for RouteView {
-    fn from(r: RouteRow) -> Self {
-        Self {
-            id: r.id,
-            intent_id: r.intent_id,
-            channel: r.channel,
-            account_id: r.account_id,
-            address: r.address,
-            status: r.status,
-            attempts: r.attempts,
-            next_attempt_at: r.next_attempt_at,
-            last_error: r.last_error,
-            skip_reason: r.skip_reason,
-            mail_delivery_id: r.mail_delivery_id,
-            read_at: r.read_at,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct IntentsQuery {
-    /// Only intents of this catalog kind.
+    /// Only intents of this catalog kind (empty: every kind).
+    #[param(
+        pattern = r"^(lobby\.game_started|lobby\.member_joined|runtime\.turn_generated|runtime\.image_pull_failed|runtime\.container_start_failed|runtime\.start_config_invalid)?$"
+    )]
     pub kind: Option<String>,
 }
 
@@ -234,7 +185,7 @@ pub struct IntentsQuery {
 )]
 #[tracing::instrument(skip_all, fields(admin = %admin.username))]
 async fn list_intents(
-    service: Service,
+    service: Admin,
     admin: AdminPrincipal,
     page: web::Query<PageQuery>,
     query: web::Query<IntentsQuery>,
@@ -247,15 +198,7 @@ async fn list_intents(
     {
         return Err(ApiError::invalid_field("kind", "is not a catalog kind"));
     }
-    let mut conn = service.conn().await?;
-    let (rows, total) = store::list_intents(&mut conn, kind.as_deref(), page)
-        .await
-        .map_err(db)?;
-    Ok(web::Json(Paged::new(
-        rows.into_iter().map(IntentView::from).collect(),
-        page,
-        total,
-    )))
+    Ok(web::Json(service.intents(kind.as_deref(), page).await?))
 }
 
 /// One intent with its routes.
@@ -272,31 +215,18 @@ async fn list_intents(
 )]
 #[tracing::instrument(skip_all, fields(admin = %admin.username))]
 async fn intent_detail(
-    service: Service,
+    service: Admin,
     admin: AdminPrincipal,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<IntentDetail>, ApiError> {
-    let id = id.into_inner();
-    let mut conn = service.conn().await?;
-    let intent = store::intent(&mut conn, id)
-        .await
-        .map_err(db)?
-        .ok_or(NotificationError::NotFound)?;
-    let routes = store::routes_of_intent(&mut conn, id).await.map_err(db)?;
-    Ok(web::Json(IntentDetail {
-        id: intent.id,
-        kind: intent.kind,
-        idempotency_key: intent.idempotency_key,
-        payload: intent.payload,
-        created_at: intent.created_at,
-        routes: routes.into_iter().map(RouteView::from).collect(),
-    }))
+    Ok(web::Json(service.intent_detail(id.into_inner()).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RoutesQuery {
-    /// `pending`, `retrying`, `delivered`, `skipped` or `dead_lettered`.
+    /// `pending`, `retrying`, `delivered`, `skipped` or `dead_lettered` (empty: every status).
+    #[param(pattern = "^(pending|retrying|delivered|skipped|dead_lettered)?$")]
     pub status: Option<String>,
 }
 
@@ -313,7 +243,7 @@ pub struct RoutesQuery {
 )]
 #[tracing::instrument(skip_all, fields(admin = %admin.username))]
 async fn list_routes(
-    service: Service,
+    service: Admin,
     admin: AdminPrincipal,
     page: web::Query<PageQuery>,
     query: web::Query<RoutesQuery>,
@@ -329,18 +259,15 @@ async fn list_routes(
             format!("must be one of {}", STATUSES.join(", ")),
         ));
     }
-    let mut conn = service.conn().await?;
-    let (rows, total) = store::list_routes(&mut conn, status.as_deref(), page)
-        .await
-        .map_err(db)?;
-    Ok(web::Json(Paged::new(
-        rows.into_iter().map(RouteView::from).collect(),
-        page,
-        total,
-    )))
+    Ok(web::Json(service.routes(status.as_deref(), page).await?))
 }
 
-/// Re-arms a dead-lettered route for a new cycle of attempts.
+/// Re-arms a dead-lettered push route for a new cycle of attempts.
+///
+/// `dead_lettered` → `pending` with `attempts` reset; the worker pushes it
+/// to the subscribed gateways. An email route follows its mail instead:
+/// resend the mail (`POST /api/v1/admin/mail/deliveries/{id}/resend`), and
+/// the route goes back to `pending` with it.
 #[utoipa::path(
     post, path = "/api/v1/admin/notifications/routes/{id}/retry", tag = "admin-notifications",
     params(("id" = Uuid, Path, description = "Route id")),
@@ -350,25 +277,15 @@ async fn list_routes(
         (status = 400, description = "Bad id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid admin session", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such route", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The route is not dead-lettered (code route_not_dead_lettered)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The route is not dead-lettered (code route_not_dead_lettered), or is an email route, which follows its mail: resend the mail (code route_follows_mail)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(admin = %admin.username))]
 async fn retry_route(
-    service: Service,
+    service: Admin,
     admin: AdminPrincipal,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let mut conn = service.conn().await?;
-    match store::rearm_dead_letter(&mut conn, id).await.map_err(db)? {
-        Some(route) => {
-            tracing::info!(route_id = %id, "dead-lettered route re-armed by admin");
-            Ok(HttpResponse::Accepted().json(RouteView::from(route)))
-        }
-        None => match store::route(&mut conn, id).await.map_err(db)? {
-            None => Err(NotificationError::NotFound.into()),
-            Some(r) => Err(NotificationError::NotRetryable { status: r.status }.into()),
-        },
-    }
+    let route = service.retry_route(id.into_inner()).await?;
+    Ok(HttpResponse::Accepted().json(route))
 }

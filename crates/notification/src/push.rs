@@ -108,19 +108,23 @@ impl PushHub {
 /// The gRPC face of the hub: `Subscribe` with the push bearer token.
 pub struct PushGrpc {
     hub: Arc<PushHub>,
-    /// SHA-256 of the expected `Bearer <token>` value: comparing digests in
-    /// constant time leaks neither the token's bytes nor its length.
-    expected: [u8; 32],
+    /// SHA-256 of each accepted `Bearer <token>` value (two while the
+    /// gateway's token rotates): comparing digests in constant time leaks
+    /// neither a token's bytes nor its length.
+    expected: Vec<[u8; 32]>,
     shutdown: CancellationToken,
 }
 
 impl PushGrpc {
     /// `shutdown` ends every open stream, so a graceful stop does not wait
     /// for gateways to hang up.
-    pub fn new(hub: Arc<PushHub>, push_token: &str, shutdown: CancellationToken) -> Self {
+    pub fn new(hub: Arc<PushHub>, push_tokens: &[&str], shutdown: CancellationToken) -> Self {
         Self {
             hub,
-            expected: digest(format!("Bearer {push_token}").as_bytes()),
+            expected: push_tokens
+                .iter()
+                .map(|t| digest(format!("Bearer {t}").as_bytes()))
+                .collect(),
             shutdown,
         }
     }
@@ -134,7 +138,14 @@ impl PushGrpc {
         let Some(value) = request.metadata().get("authorization") else {
             return false;
         };
-        bool::from(digest(value.as_bytes()).ct_eq(&self.expected))
+        let presented = digest(value.as_bytes());
+        // Every accepted token is compared (no early exit), so the time taken
+        // does not tell which one matched.
+        let matched = self
+            .expected
+            .iter()
+            .fold(subtle::Choice::from(0), |any, e| any | presented.ct_eq(e));
+        bool::from(matched)
     }
 }
 

@@ -154,6 +154,8 @@ pub async fn record_push_outcomes(
 }
 
 /// A deleted user's undelivered routes become `skipped`; rows stay for audit.
+/// Email routes whose mail is already in the outbox keep following it (the
+/// mail is not withdrawn, so the route says what became of it).
 pub async fn skip_user_routes(
     conn: &mut AsyncPgConnection,
     account_id: Uuid,
@@ -161,6 +163,7 @@ pub async fn skip_user_routes(
     diesel::update(nr::table)
         .filter(nr::account_id.eq(account_id))
         .filter(nr::status.eq_any(["pending", "retrying"]))
+        .filter(nr::mail_delivery_id.is_null())
         .set((
             nr::status.eq("skipped"),
             nr::skip_reason.eq("user_deleted"),
@@ -267,6 +270,44 @@ pub async fn record_failures(
     .await
 }
 
+/// An email route follows its mail (called by the outbox inside the
+/// transaction that writes the mail's state): mail `sent` → `delivered`,
+/// `retrying` → `retrying`, `dead_lettered` → `dead_lettered`, re-armed by a
+/// resend → `pending`; `last_error` is the mail's. Each try counts as an
+/// attempt. Only the route linked to that delivery (`mail_delivery_id`) is
+/// touched, never a `skipped` one.
+pub async fn follow_mail(
+    conn: &mut AsyncPgConnection,
+    changes: &[galaxy_mail::DeliveryChange],
+) -> QueryResult<usize> {
+    use galaxy_mail::DeliveryState;
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let status = |c: &galaxy_mail::DeliveryChange| match c.state {
+        DeliveryState::Sent => "delivered",
+        DeliveryState::Retrying => "retrying",
+        DeliveryState::DeadLettered => "dead_lettered",
+        DeliveryState::Rearmed => "pending",
+    };
+    diesel::sql_query(
+        "UPDATE notification_routes r SET \
+             status = c.status, \
+             attempts = CASE WHEN c.status = 'pending' THEN r.attempts ELSE r.attempts + 1 END, \
+             last_error = c.last_error, updated_at = now() \
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) \
+              AS c(route_id, delivery_id, status, last_error) \
+         WHERE r.id = c.route_id AND r.mail_delivery_id = c.delivery_id \
+           AND r.status <> 'skipped'",
+    )
+    .bind::<Array<SqlUuid>, _>(column(changes, |c| c.notification_route_id))
+    .bind::<Array<SqlUuid>, _>(column(changes, |c| c.delivery_id))
+    .bind::<Array<Text>, _>(column(changes, status))
+    .bind::<Array<Nullable<Text>>, _>(column(changes, |c| c.last_error.as_deref()))
+    .execute(conn)
+    .await
+}
+
 // ---- reads for the inbox and the admin surface -------------------------
 
 #[derive(Queryable, Selectable, Debug, Clone)]
@@ -302,6 +343,7 @@ pub struct RouteRow {
 #[derive(Queryable, Debug)]
 pub struct InboxRow {
     pub route_id: Uuid,
+    pub intent_id: Uuid,
     pub kind: String,
     pub payload: Value,
     pub created_at: DateTime<Utc>,
@@ -328,13 +370,77 @@ pub async fn inbox(
     };
     let total: i64 = base().count().get_result(conn).await?;
     let items = base()
-        .select((nr::id, ni::kind, ni::payload, nr::created_at, nr::read_at))
+        .select((
+            nr::id,
+            ni::id,
+            ni::kind,
+            ni::payload,
+            nr::created_at,
+            nr::read_at,
+        ))
         .order((nr::created_at.desc(), nr::id.desc()))
         .offset(page.offset())
         .limit(page.limit())
         .load(conn)
         .await?;
     Ok((items, total))
+}
+
+/// The caller's inbox entries after `after` (one of their own), oldest
+/// first: the resume cursor of a reconnecting socket. `None` when `after`
+/// is not one of the caller's entries. `total` counts every entry after it.
+pub async fn inbox_after(
+    conn: &mut AsyncPgConnection,
+    account_id: Uuid,
+    after: Uuid,
+    unread_only: bool,
+    limit: i64,
+) -> QueryResult<Option<(Vec<InboxRow>, i64)>> {
+    let cursor: Option<DateTime<Utc>> = nr::table
+        .filter(nr::id.eq(after))
+        .filter(nr::account_id.eq(account_id))
+        .filter(nr::channel.eq(CHANNEL_PUSH))
+        .select(nr::created_at)
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
+    // (created_at, id) order, the reverse of the newest-first listing, so a
+    // cursor taken from either reads the same sequence.
+    let base = || {
+        let q = nr::table
+            .inner_join(ni::table)
+            .filter(nr::account_id.eq(account_id))
+            .filter(nr::channel.eq(CHANNEL_PUSH))
+            .filter(
+                nr::created_at
+                    .gt(cursor)
+                    .or(nr::created_at.eq(cursor).and(nr::id.gt(after))),
+            )
+            .into_boxed();
+        if unread_only {
+            q.filter(nr::read_at.is_null())
+        } else {
+            q
+        }
+    };
+    let total: i64 = base().count().get_result(conn).await?;
+    let items = base()
+        .select((
+            nr::id,
+            ni::id,
+            ni::kind,
+            ni::payload,
+            nr::created_at,
+            nr::read_at,
+        ))
+        .order((nr::created_at.asc(), nr::id.asc()))
+        .limit(limit)
+        .load(conn)
+        .await?;
+    Ok(Some((items, total)))
 }
 
 /// Stamps `read_at` on the caller's own push route (first read wins).
@@ -439,6 +545,7 @@ pub async fn rearm_dead_letter(
 ) -> QueryResult<Option<RouteRow>> {
     diesel::update(nr::table)
         .filter(nr::id.eq(id))
+        .filter(nr::channel.eq(CHANNEL_PUSH))
         .filter(nr::status.eq("dead_lettered"))
         .set((
             nr::status.eq("pending"),

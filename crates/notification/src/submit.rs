@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::catalog::{self, Audience, Intent};
 use crate::error::NotificationError;
+use crate::model::{NotificationSettings, PendingPush, RecipientDirectory, Submitted, event};
 use crate::proto::PushEvent;
-use crate::service::{NotificationSettings, PendingPush, RecipientDirectory, Submitted, event};
 use crate::store::{self, CHANNEL_EMAIL, CHANNEL_PUSH, NewIntent, NewRoute};
 
 /// An intent turned into the rows it writes and the events it pushes.
@@ -66,8 +66,9 @@ pub(crate) fn prepare(
     let mut routes = Vec::with_capacity(recipients.len() * 2 + 1);
     let mut events = Vec::new();
     let mut addressed: Vec<(Uuid, Uuid, String)> = Vec::new();
-    // An email route with an address is delivered as soon as its mail is in
-    // the outbox (same transaction); the mail row tracks the rest.
+    // An email route with an address hands over to its mail (same
+    // transaction) and then follows it: the outbox reports every state it
+    // writes (`RoutesFollowMail`).
     let mut email_route = |account_id: Option<Uuid>, address: Option<String>, skip| {
         let id = galaxy_core::new_id();
         let mail_delivery_id = address.as_ref().map(|to| {
@@ -80,11 +81,11 @@ pub(crate) fn prepare(
             channel: CHANNEL_EMAIL,
             account_id,
             status: if address.is_some() {
-                "delivered"
+                "pending"
             } else {
                 "skipped"
             },
-            attempts: i32::from(address.is_some()),
+            attempts: 0,
             skip_reason: address.is_none().then_some(skip),
             address,
             next_attempt_at: now,
@@ -146,6 +147,7 @@ pub(crate) fn prepare(
                     body_html: None,
                     notification_route_id: Some(route_id),
                     origin_request_id: origin_request_id.clone(),
+                    secret_until: None,
                 };
                 (mail_id, mail)
             })

@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::error::NotificationError;
-use crate::service::{PgNotificationService, event};
+use crate::model::event;
+use crate::service::PgNotificationService;
 use crate::store;
 
 /// `last_error` of a push attempt that reached no gateway.

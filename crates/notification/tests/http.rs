@@ -306,6 +306,9 @@ async fn admins_list_intents_and_routes_and_retry_dead_letters() {
     )
     .await;
     assert_eq!(resp.status(), 409);
+    // An email route follows its mail: the mail is what an operator resends.
+    let body: Value = test::read_body_json(resp).await;
+    assert_eq!(body["code"], "route_follows_mail");
     let unknown = format!(
         "/api/v1/admin/notifications/routes/{}/retry",
         Uuid::now_v7()

@@ -85,6 +85,31 @@ async fn a_wrong_or_missing_token_is_unauthenticated() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn during_a_rotation_both_tokens_subscribe_and_nothing_else() {
+    let h = Harness::new(fast_settings(8, None));
+    let next = "push-token-next-9876543210";
+    let server = serve_push_accepting(h.service.hub().clone(), &[PUSH_TOKEN, next]).await;
+    let _old = subscribe(server.addr, Some(&format!("Bearer {PUSH_TOKEN}")))
+        .await
+        .expect("the current token subscribes");
+    let _new = subscribe(server.addr, Some(&format!("Bearer {next}")))
+        .await
+        .expect("the next token subscribes");
+    wait_subscribers(h.service.hub(), 2).await;
+    for auth in [
+        format!("Bearer {PUSH_TOKEN},{next}"),
+        format!("Bearer {next}x"),
+        "Bearer ".to_owned(),
+    ] {
+        let status = subscribe(server.addr, Some(&auth))
+            .await
+            .expect_err("only an accepted token subscribes");
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{auth:?}");
+    }
+    assert_eq!(h.service.hub().subscriber_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_subscribed_gateway_receives_every_event() {
     let h = Harness::new(fast_settings(8, None));
     let server = serve_push(h.service.hub().clone()).await;

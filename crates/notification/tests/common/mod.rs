@@ -201,10 +201,15 @@ impl Drop for GrpcServer {
 }
 
 pub async fn serve_push(hub: Arc<PushHub>) -> GrpcServer {
+    serve_push_accepting(hub, &[PUSH_TOKEN]).await
+}
+
+/// The push service accepting each of `tokens` (a rotation in progress).
+pub async fn serve_push_accepting(hub: Arc<PushHub>, tokens: &[&str]) -> GrpcServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let service = PushGrpc::new(hub, PUSH_TOKEN, shutdown.clone()).into_server();
+    let service = PushGrpc::new(hub, tokens, shutdown.clone()).into_server();
     let stop = shutdown.clone();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
