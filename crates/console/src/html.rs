@@ -1,0 +1,273 @@
+//! Page frame, error pages and small rendering helpers. Every value reaches
+//! the page through maud, which escapes it; nothing is inserted raw.
+
+use std::fmt;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+use chrono::{DateTime, Utc};
+use galaxy_core::{ApiError, Paged};
+use maud::{DOCTYPE, Markup, html};
+
+use crate::session::ConsoleAdmin;
+
+pub const STYLESHEET: &str = include_str!("console.css");
+
+/// No scripts, no frames, no foreign origins: even a rendering mistake could
+/// not run a script.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const NAV: &[(&str, &str)] = &[
+    ("/console", "Dashboard"),
+    ("/console/mail/deliveries", "Mail"),
+    ("/console/mail/dead-letters", "Dead letters"),
+    ("/console/notifications/intents", "Intents"),
+    ("/console/notifications/routes", "Routes"),
+    ("/console/runtime", "Runtime"),
+    ("/console/games", "Games"),
+    ("/console/users", "Users"),
+    ("/console/engine-versions", "Engine versions"),
+    ("/console/admins", "Admins"),
+    ("/console/audit", "Audit"),
+    ("/console/password", "Password"),
+];
+
+fn frame(admin: Option<&ConsoleAdmin>, title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Galaxy console" }
+                link rel="stylesheet" href="/console/console.css";
+            }
+            body {
+                header {
+                    strong { "Galaxy console" }
+                    @if let Some(a) = admin {
+                        @for (href, label) in NAV { a href=(href) { (label) } }
+                        span.who { "signed in as " (a.principal.username) }
+                        form method="post" action="/console/logout" {
+                            input type="hidden" name="csrf" value=(a.csrf);
+                            button type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+/// A page answer: HTML, never cached, under the console's CSP.
+pub fn respond(status: StatusCode, markup: Markup) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(markup.into_string())
+}
+
+pub fn page(admin: &ConsoleAdmin, title: &str, body: Markup) -> HttpResponse {
+    respond(StatusCode::OK, frame(Some(admin), title, body))
+}
+
+pub fn public_page(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
+    respond(status, frame(None, title, body))
+}
+
+/// What an action did, with the way back (the answer to every action form).
+pub fn done(admin: &ConsoleAdmin, message: &str, back: &str) -> HttpResponse {
+    page(
+        admin,
+        "Done",
+        html! {
+            p.flash { (message) }
+            p { a href=(back) { "Back" } }
+        },
+    )
+}
+
+/// An error as a page. `SignedOut` on a GET sends the browser to the login.
+#[derive(Debug)]
+pub enum ConsoleError {
+    SignedOut,
+    Page {
+        status: StatusCode,
+        code: String,
+        detail: String,
+    },
+}
+
+impl ConsoleError {
+    pub fn forbidden(detail: &str) -> Self {
+        Self::Page {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden".to_owned(),
+            detail: detail.to_owned(),
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::Page {
+            status: StatusCode::BAD_REQUEST,
+            code: "validation_failed".to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn not_found(detail: &str) -> Self {
+        Self::Page {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found".to_owned(),
+            detail: detail.to_owned(),
+        }
+    }
+
+    /// The module error's problem, as a page (same status, code and detail).
+    pub fn api(e: impl Into<ApiError>) -> Self {
+        let e: ApiError = e.into();
+        let mut detail = e.detail().to_owned();
+        for f in e.field_errors() {
+            detail.push_str(&format!("; {}: {}", f.field, f.message));
+        }
+        Self::Page {
+            status: StatusCode::from_u16(e.status_u16())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code: e.code().to_owned(),
+            detail,
+        }
+    }
+
+    /// The code recorded in the audit log.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::SignedOut => "signed_out",
+            Self::Page { code, .. } => code,
+        }
+    }
+}
+
+impl fmt::Display for ConsoleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SignedOut => f.write_str("signed out"),
+            Self::Page { code, detail, .. } => write!(f, "{code}: {detail}"),
+        }
+    }
+}
+
+impl ResponseError for ConsoleError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::SignedOut => StatusCode::SEE_OTHER,
+            Self::Page { status, .. } => *status,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::SignedOut => HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/console/login"))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish(),
+            Self::Page {
+                status,
+                code,
+                detail,
+            } => {
+                let title = status.canonical_reason().unwrap_or("Error");
+                public_page(
+                    *status,
+                    title,
+                    html! {
+                        p.error { (detail) }
+                        p { "Code: " code { (code) } }
+                        p { a href="/console" { "Console home" } }
+                    },
+                )
+            }
+        }
+    }
+}
+
+/// `.html()?` turns a module error into an error page.
+pub trait OrPage<T> {
+    fn html(self) -> Result<T, ConsoleError>;
+}
+
+impl<T, E: Into<ApiError>> OrPage<T> for Result<T, E> {
+    fn html(self) -> Result<T, ConsoleError> {
+        self.map_err(ConsoleError::api)
+    }
+}
+
+pub fn time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+pub fn opt_time(t: &Option<DateTime<Utc>>) -> String {
+    t.as_ref().map(time).unwrap_or_default()
+}
+
+/// Query-string encoding of one value.
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// "Page N of M" with previous/next links keeping `filters` (already
+/// `k=v&` encoded pairs).
+pub fn pager<T>(path: &str, filters: &[(&str, &str)], paged: &Paged<T>) -> Markup {
+    let pages = if paged.total <= 0 {
+        1
+    } else {
+        (paged.total + i64::from(paged.page_size) - 1) / i64::from(paged.page_size)
+    };
+    let link = |page: u32| {
+        let mut q = format!("{path}?page={page}&page_size={}", paged.page_size);
+        for (k, v) in filters.iter().filter(|(_, v)| !v.is_empty()) {
+            q.push_str(&format!("&{k}={}", enc(v)));
+        }
+        q
+    };
+    html! {
+        p.pager {
+            "Page " (paged.page) " of " (pages) " · " (paged.total) " in all"
+            @if paged.page > 1 { " · " a href=(link(paged.page - 1)) { "← previous" } }
+            @if i64::from(paged.page) < pages { " · " a href=(link(paged.page + 1)) { "next →" } }
+        }
+    }
+}
+
+/// A one-button POST form with this session's CSRF value.
+pub fn action(admin: &ConsoleAdmin, to: &str, label: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(to) {
+            input type="hidden" name="csrf" value=(admin.csrf);
+            button type="submit" { (label) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_are_escaped() {
+        let hostile = "<img src=x onerror=alert(1)>";
+        let out = maud::html! { td { (hostile) } }.into_string();
+        assert_eq!(out, "<td>&lt;img src=x onerror=alert(1)&gt;</td>");
+        assert_eq!(super::enc("a b&c"), "a%20b%26c");
+    }
+}
