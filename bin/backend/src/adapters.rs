@@ -6,9 +6,11 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use diesel_async::AsyncPgConnection;
+use galaxy_core::ApiError;
 use galaxy_lobby::{
-    AccountDirectory, Game, GameCallError, GameRuntime, GameStartSpec, LobbyEvents, LobbyNotifier,
-    StartError, TurnInfo,
+    AccountDirectory, AfterCommit, Game, GameCallError, GameRuntime, GameStartSpec, LobbyEvents,
+    LobbyNotifier, StartError, TurnInfo,
 };
 use galaxy_notification::{Intent, NotificationService, RecipientDirectory};
 use galaxy_runtime::{
@@ -37,7 +39,9 @@ impl AccountDirectory for Accounts {
     }
 }
 
-/// A user deleted → their pending notifications skipped, their open games left.
+/// A user deleted → their pending notifications skipped, their open games
+/// left. Both are idempotent; an error makes the user module try the
+/// whole reaction again later (decision HARD-15).
 pub struct UserDeletedFanout {
     pub notifications: Arc<dyn NotificationService>,
     pub lobby: Arc<dyn LobbyEvents>,
@@ -45,11 +49,13 @@ pub struct UserDeletedFanout {
 
 #[async_trait]
 impl UserEvents for UserDeletedFanout {
-    async fn user_deleted(&self, account_id: Uuid) {
-        self.notifications.on_user_deleted(account_id).await;
-        if let Err(e) = self.lobby.user_deleted(account_id).await {
-            tracing::error!(%account_id, error = %e, "lobby could not process a deleted user");
-        }
+    async fn user_deleted(&self, account_id: Uuid) -> Result<(), ApiError> {
+        // Both run even when the first fails: each is worth doing now.
+        let skipped = self.notifications.on_user_deleted(account_id).await;
+        let left = self.lobby.user_deleted(account_id).await;
+        skipped?;
+        left?;
+        Ok(())
     }
 }
 
@@ -82,12 +88,36 @@ fn non_empty(text: &str) -> String {
     }
 }
 
-/// The lobby's notifications.
+/// Submits an intent inside the caller's transaction (`conn`); the push
+/// runs once the caller has committed (decision HARD-14).
+async fn submit_in(
+    notifications: &Arc<dyn NotificationService>,
+    conn: &mut AsyncPgConnection,
+    intent: Intent,
+) -> Result<AfterCommit, ApiError> {
+    let pending = notifications.submit_in(conn, intent).await?;
+    let notifications = Arc::clone(notifications);
+    Ok(Box::pin(
+        async move { notifications.dispatch(pending).await },
+    ))
+}
+
+fn nothing() -> AfterCommit {
+    Box::pin(async {})
+}
+
+/// The lobby's notifications, written in the lobby's transactions.
 pub struct LobbyNotifications(pub Arc<dyn NotificationService>);
 
 #[async_trait]
 impl LobbyNotifier for LobbyNotifications {
-    async fn member_joined(&self, game: &Game, account_id: Uuid, race_name: &str) {
+    async fn member_joined(
+        &self,
+        conn: &mut AsyncPgConnection,
+        game: &Game,
+        account_id: Uuid,
+        race_name: &str,
+    ) -> Result<AfterCommit, ApiError> {
         let recipients: Vec<Uuid> = game
             .members
             .iter()
@@ -95,7 +125,7 @@ impl LobbyNotifier for LobbyNotifications {
             .filter(|id| *id != account_id)
             .collect();
         if recipients.is_empty() {
-            return;
+            return Ok(nothing());
         }
         let joined_at = game
             .member(account_id)
@@ -112,10 +142,14 @@ impl LobbyNotifier for LobbyNotifications {
             }),
             recipients,
         };
-        submit(self.0.as_ref(), intent).await;
+        submit_in(&self.0, conn, intent).await
     }
 
-    async fn game_started(&self, game: &Game) {
+    async fn game_started(
+        &self,
+        conn: &mut AsyncPgConnection,
+        game: &Game,
+    ) -> Result<AfterCommit, ApiError> {
         let started = game
             .started_at
             .map(|t| t.timestamp_micros().to_string())
@@ -126,7 +160,7 @@ impl LobbyNotifier for LobbyNotifications {
             payload: json!({ "game_id": game.id, "game_name": game.name }),
             recipients: game.members.iter().map(|m| m.account_id).collect(),
         };
-        submit(self.0.as_ref(), intent).await;
+        submit_in(&self.0, conn, intent).await
     }
 }
 
@@ -252,6 +286,14 @@ impl RuntimeEvents for RuntimeReactions {
         }
     }
 
+    async fn engine_stopped(&self, game_id: Uuid) {
+        if let Some(lobby) = self.lobby.get()
+            && let Err(e) = lobby.engine_stopped(game_id).await
+        {
+            tracing::error!(%game_id, error = %e, "lobby could not mark the game paused");
+        }
+    }
+
     async fn engine_failed(&self, game_id: Uuid, failure: EngineFailure) {
         tracing::warn!(%game_id, kind = failure.kind.notification_kind(), reason = %failure.reason, "engine failed");
         if let Some(lobby) = self.lobby.get()
@@ -284,10 +326,17 @@ impl RuntimeEvents for RuntimeReactions {
         submit(notifications.as_ref(), intent).await;
     }
 
-    async fn turn_generated(&self, game_id: Uuid, turn: u32, _forced: bool) {
+    async fn turn_generated(
+        &self,
+        conn: &mut AsyncPgConnection,
+        game_id: Uuid,
+        turn: u32,
+        _forced: bool,
+    ) -> Result<AfterCommit, ApiError> {
         let (Some(notifications), Some(game)) = (self.notifications.get(), self.game(game_id))
         else {
-            return;
+            // Only before the lobby is bound, or for a record without a game.
+            return Ok(nothing());
         };
         let intent = Intent {
             kind: galaxy_notification::RUNTIME_TURN_GENERATED.to_owned(),
@@ -295,6 +344,6 @@ impl RuntimeEvents for RuntimeReactions {
             payload: json!({ "game_id": game_id, "game_name": game.name, "turn": turn }),
             recipients: game.members.iter().map(|m| m.account_id).collect(),
         };
-        submit(notifications.as_ref(), intent).await;
+        submit_in(notifications, conn, intent).await
     }
 }

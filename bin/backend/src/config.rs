@@ -25,7 +25,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "BACKEND_PUSH_TOKEN",
         "(required)",
-        "bearer secret the gateway presents on the gRPC listener",
+        "bearer secret the gateway presents on the gRPC listener; two comma-separated while rotating",
     ),
     (
         "BACKEND_POSTGRES_DSN",
@@ -50,6 +50,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "BACKEND_SMTP_TLS_MODE",
         "starttls",
         "`starttls`, `tls` (implicit TLS), `none` (plaintext; local development only, warned at start)",
+    ),
+    (
+        "BACKEND_SMTP_TIMEOUT",
+        "30s",
+        "bound on connecting and on each SMTP step; `BACKEND_MAIL_CLAIM_LEASE` must be at least twice it",
     ),
     (
         "BACKEND_SMTP_FROM",
@@ -84,6 +89,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("BACKEND_AUTH_SESSION_TTL", "720h", "user session lifetime"),
     ("BACKEND_AUTH_CODE_TTL", "10m", "email code lifetime"),
     (
+        "BACKEND_AUTH_CHALLENGE_RETENTION",
+        "24h",
+        "how long an expired sign-in challenge is kept before it is deleted (never less than the code-request limit windows)",
+    ),
+    (
+        "BACKEND_AUTH_SESSION_RETENTION",
+        "720h",
+        "how long an expired or revoked user session is kept before it is deleted",
+    ),
+    (
         "BACKEND_AUTH_EMAIL_CODE_LIMIT",
         "5/15m",
         "code requests per email address per window",
@@ -98,7 +113,17 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "10/15m",
         "failed admin logins per source IP (and half that per username) per window",
     ),
+    (
+        "BACKEND_ADMIN_HASH_CONCURRENCY",
+        "0",
+        "argon2 password checks running at once (`0`: the number of cores); up to four times that many wait, the rest answer 503",
+    ),
     ("BACKEND_ADMIN_SESSION_TTL", "12h", "admin session lifetime"),
+    (
+        "BACKEND_CONSOLE_INSECURE_COOKIE",
+        "false",
+        "`true`: the operator console's session cookie is sent without `Secure` (plain-HTTP local stack only)",
+    ),
     ("BACKEND_MAIL_WORKER_INTERVAL", "2s", "outbox scan period"),
     (
         "BACKEND_MAIL_MAX_ATTEMPTS",
@@ -119,6 +144,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "BACKEND_MAIL_CLAIM_LEASE",
         "5m",
         "how long a claimed delivery stays invisible to other workers; a row claimed by a process that died is due again after it",
+    ),
+    (
+        "BACKEND_MAIL_SMTP_CONNECTIONS",
+        "1",
+        "SMTP sessions one worker batch is sent over at once (1 to 32), so a backlog after a relay outage drains that many times faster",
     ),
     (
         "BACKEND_NOTIFICATION_WORKER_INTERVAL",
@@ -212,7 +242,8 @@ pub struct HttpConfig {
 #[derive(Debug, Clone)]
 pub struct GrpcConfig {
     pub listen: SocketAddr,
-    pub push_token: Secret,
+    /// Every accepted push token: one, or two while the gateway's rotates.
+    pub push_tokens: Vec<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +267,7 @@ pub struct SmtpConfig {
     pub password: Secret,
     pub tls_mode: SmtpTlsMode,
     pub from: String,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -254,7 +286,11 @@ pub struct AdminConfig {
     pub bootstrap_user: Option<String>,
     pub bootstrap_password: Secret,
     pub login_limit: RateLimit,
+    /// Concurrent argon2 checks (already resolved: never 0).
+    pub hash_concurrency: usize,
     pub session_ttl: Duration,
+    /// `BACKEND_CONSOLE_INSECURE_COOKIE`: the console cookie without `Secure`.
+    pub console_insecure_cookie: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -263,6 +299,8 @@ pub struct AuthConfig {
     pub code_ttl: Duration,
     pub email_code_limit: RateLimit,
     pub ip_code_limit: RateLimit,
+    pub challenge_retention: Duration,
+    pub session_retention: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -272,6 +310,7 @@ pub struct MailConfig {
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub claim_lease: Duration,
+    pub smtp_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -347,6 +386,30 @@ impl Reader<'_> {
     }
 }
 
+/// `BACKEND_PUSH_TOKEN`: one token, or two comma-separated so the gateway's
+/// can be rotated without downtime (add the new one, roll the gateways, drop
+/// the old one). Each is at least 16 characters; the error never shows them.
+fn push_tokens(raw: &Secret) -> Result<Vec<Secret>, ConfigError> {
+    let tokens: Vec<Secret> = raw
+        .expose()
+        .split(',')
+        .map(|t| Secret::new(t.trim()))
+        .collect();
+    if tokens.len() > 2 {
+        return Err(ConfigError::new(
+            "BACKEND_PUSH_TOKEN",
+            "at most two comma-separated tokens (the current one and the next)",
+        ));
+    }
+    if tokens.iter().any(|t| t.expose().len() < 16) {
+        return Err(ConfigError::new(
+            "BACKEND_PUSH_TOKEN",
+            "each token must be at least 16 characters",
+        ));
+    }
+    Ok(tokens)
+}
+
 fn looks_like_email(s: &str) -> bool {
     matches!(s.split_once('@'), Some((local, domain))
         if !local.is_empty() && domain.contains('.') && !s.chars().any(char::is_whitespace))
@@ -369,14 +432,8 @@ impl Config {
 
         let grpc = GrpcConfig {
             listen: r.addr("BACKEND_GRPC_LISTEN_ADDR")?,
-            push_token: env.required_secret("BACKEND_PUSH_TOKEN")?,
+            push_tokens: push_tokens(&env.required_secret("BACKEND_PUSH_TOKEN")?)?,
         };
-        if grpc.push_token.expose().len() < 16 {
-            return Err(ConfigError::new(
-                "BACKEND_PUSH_TOKEN",
-                "must be at least 16 characters",
-            ));
-        }
 
         let smtp = SmtpConfig {
             host: env.required("BACKEND_SMTP_HOST")?,
@@ -392,6 +449,7 @@ impl Config {
                 _ => SmtpTlsMode::None,
             },
             from: env.required("BACKEND_SMTP_FROM")?,
+            timeout: r.duration("BACKEND_SMTP_TIMEOUT")?,
         };
         if !looks_like_email(&smtp.from) && !smtp.from.contains('<') {
             return Err(ConfigError::new(
@@ -410,7 +468,17 @@ impl Config {
             bootstrap_user: r.optional("BACKEND_ADMIN_BOOTSTRAP_USER"),
             bootstrap_password: env.secret("BACKEND_ADMIN_BOOTSTRAP_PASSWORD"),
             login_limit: r.rate("BACKEND_ADMIN_LOGIN_LIMIT")?,
+            hash_concurrency: match env.parse_or::<usize>(
+                "BACKEND_ADMIN_HASH_CONCURRENCY",
+                default_of("BACKEND_ADMIN_HASH_CONCURRENCY"),
+            )? {
+                0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                n => n,
+            },
             session_ttl: r.duration("BACKEND_ADMIN_SESSION_TTL")?,
+            console_insecure_cookie: r
+                .choice("BACKEND_CONSOLE_INSECURE_COOKIE", &["true", "false"])?
+                == "true",
         };
         if admin.bootstrap_user.is_some() && admin.bootstrap_password.expose().chars().count() < 12
         {
@@ -426,7 +494,25 @@ impl Config {
             retry_base: r.duration("BACKEND_MAIL_RETRY_BASE")?,
             retry_max: r.duration("BACKEND_MAIL_RETRY_MAX")?,
             claim_lease: r.duration("BACKEND_MAIL_CLAIM_LEASE")?,
+            smtp_connections: r.count("BACKEND_MAIL_SMTP_CONNECTIONS")?,
         };
+        if mail.smtp_connections > galaxy_mail::MAX_SMTP_CONNECTIONS {
+            return Err(ConfigError::new(
+                "BACKEND_MAIL_SMTP_CONNECTIONS",
+                format!("must be at most {}", galaxy_mail::MAX_SMTP_CONNECTIONS),
+            ));
+        }
+        // A claimed row must stay leased while its try can still be running:
+        // connect and each SMTP step are bounded by the timeout.
+        if mail.claim_lease < smtp.timeout * 2 {
+            return Err(ConfigError::new(
+                "BACKEND_MAIL_CLAIM_LEASE",
+                format!(
+                    "must be at least twice BACKEND_SMTP_TIMEOUT ({}s)",
+                    smtp.timeout.as_secs_f64()
+                ),
+            ));
+        }
         if mail.retry_max < mail.retry_base {
             return Err(ConfigError::new(
                 "BACKEND_MAIL_RETRY_MAX",
@@ -477,6 +563,8 @@ impl Config {
                 code_ttl: r.duration("BACKEND_AUTH_CODE_TTL")?,
                 email_code_limit: r.rate("BACKEND_AUTH_EMAIL_CODE_LIMIT")?,
                 ip_code_limit: r.rate("BACKEND_AUTH_IP_CODE_LIMIT")?,
+                challenge_retention: r.duration("BACKEND_AUTH_CHALLENGE_RETENTION")?,
+                session_retention: r.duration("BACKEND_AUTH_SESSION_RETENTION")?,
             },
             mail,
             notification,
@@ -550,6 +638,8 @@ mod tests {
         assert_eq!(c.postgres.max_connections, 16);
         assert_eq!(c.smtp.port, 587);
         assert_eq!(c.smtp.tls_mode, SmtpTlsMode::StartTls);
+        assert_eq!(c.smtp.timeout, Duration::from_secs(30));
+        assert!(c.admin.hash_concurrency >= 1);
         assert_eq!(c.auth.session_ttl, Duration::from_secs(720 * 3600));
         assert_eq!(c.auth.email_code_limit.count, 5);
         assert_eq!(c.mail.worker_interval, Duration::from_secs(2));
@@ -576,12 +666,62 @@ mod tests {
             ("BACKEND_OTEL_TRACES_EXPORTER", "prometheus"),
             ("BACKEND_NOTIFICATION_ADMIN_EMAIL", "not-an-email"),
             ("BACKEND_PUSH_TOKEN", "short"),
+            ("BACKEND_PUSH_TOKEN", "0123456789abcdef0123,short"),
+            ("BACKEND_PUSH_TOKEN", "0123456789abcdef0123,"),
+            (
+                "BACKEND_PUSH_TOKEN",
+                "0123456789abcdef0,0123456789abcdef1,0123456789abcdef2",
+            ),
             ("BACKEND_POSTGRES_DSN", "mysql://x/y"),
             ("BACKEND_MAIL_RETRY_MAX", "1s"),
         ];
         for (name, value) in cases {
             let err = with(&[(name, value)]).unwrap_err();
             assert_eq!(&err.variable, name, "{name}={value} gave {err}");
+        }
+    }
+
+    #[test]
+    fn two_push_tokens_while_rotating() {
+        let c = with(&[(
+            "BACKEND_PUSH_TOKEN",
+            "old-token-0123456789, new-token-0123456789",
+        )])
+        .unwrap();
+        let tokens: Vec<&str> = c.grpc.push_tokens.iter().map(Secret::expose).collect();
+        assert_eq!(tokens, ["old-token-0123456789", "new-token-0123456789"]);
+        let err = with(&[("BACKEND_PUSH_TOKEN", "0123456789abcdef0123,short")]).unwrap_err();
+        assert!(!err.to_string().contains("0123456789abcdef0123"), "{err}");
+    }
+
+    #[test]
+    fn smtp_timeout_is_a_setting_and_bounds_the_claim_lease() {
+        // Default SMTP timeout 30s: a lease below 60s is refused.
+        let err = with(&[("BACKEND_MAIL_CLAIM_LEASE", "50s")]).unwrap_err();
+        assert_eq!(err.variable, "BACKEND_MAIL_CLAIM_LEASE", "{err}");
+        assert!(with(&[("BACKEND_MAIL_CLAIM_LEASE", "60s")]).is_ok());
+        let err = with(&[("BACKEND_SMTP_TIMEOUT", "abc")]).unwrap_err();
+        assert_eq!(err.variable, "BACKEND_SMTP_TIMEOUT");
+        assert!(
+            with(&[
+                ("BACKEND_SMTP_TIMEOUT", "1s"),
+                ("BACKEND_MAIL_CLAIM_LEASE", "3s")
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn smtp_connections_default_to_one_and_are_bounded() {
+        assert_eq!(with(&[]).unwrap().mail.smtp_connections, 1);
+        let c = with(&[("BACKEND_MAIL_SMTP_CONNECTIONS", "32")]).unwrap();
+        assert_eq!(c.mail.smtp_connections, 32);
+        for bad in ["0", "33", "-1", "four"] {
+            let err = with(&[("BACKEND_MAIL_SMTP_CONNECTIONS", bad)]).unwrap_err();
+            assert_eq!(
+                err.variable, "BACKEND_MAIL_SMTP_CONNECTIONS",
+                "{bad}: {err}"
+            );
         }
     }
 

@@ -8,10 +8,11 @@ use galaxy_backend::config::Config;
 use galaxy_backend::{serve, telemetry};
 use galaxy_core::env::Env;
 
-const USAGE: &str = "usage: galaxy-backend [serve|migrate|check-config]\n\
+const USAGE: &str = "usage: galaxy-backend [serve|migrate|check-config|healthcheck]\n\
   serve         run the backend (default)\n\
   migrate       apply database migrations and exit\n\
-  check-config  validate the environment and exit (0 valid, 2 invalid)";
+  check-config  validate the environment and exit (0 valid, 2 invalid)\n\
+  healthcheck   exit 0 when /readyz on BACKEND_HTTP_LISTEN_ADDR answers 200, else 1";
 
 fn main() -> ExitCode {
     let command = std::env::args()
@@ -21,12 +22,28 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    if !matches!(command.as_str(), "serve" | "migrate" | "check-config") {
+    if !matches!(
+        command.as_str(),
+        "serve" | "migrate" | "check-config" | "healthcheck"
+    ) {
         eprintln!("unknown command {command:?}\n{USAGE}");
         return ExitCode::from(2);
     }
 
     let env = Env::from_process();
+    if command == "healthcheck" {
+        // Only the listener matters: a container's probe must not depend
+        // on the rest of the configuration (or on opening the GeoIP file).
+        return galaxy_core::healthcheck::run(&env, "BACKEND_HTTP_LISTEN_ADDR", "0.0.0.0:8080");
+    }
+    // `<NAME>_FILE` secrets (container secrets are files) become `NAME`.
+    let env = match env.read_secret_files() {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let config = match Config::from_env(&env) {
         Ok(c) => c,
         Err(e) => {

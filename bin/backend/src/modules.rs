@@ -3,7 +3,8 @@
 //!
 //! 1. `Modules::build` — construct services (caches empty) from config + pool,
 //!    register readiness flags.
-//! 2. `Modules::warm` — after migrations: load caches, bootstrap data; set flags.
+//! 2. `Modules::warm` — after migrations: load caches, bootstrap data; set
+//!    flags; then `Modules::follow_peers` keeps the caches coherent.
 //! 3. `Modules::configure` — mount routes and register app data (resolvers).
 //! 4. `Modules::spawn_workers` — background workers, stopped by `shutdown`.
 //!
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use actix_web::web;
 use galaxy_core::{Readiness, ReadyFlag};
 use galaxy_db::Pool;
+use galaxy_db::announce::{Coherent, Listener, ListenerSettings};
 use galaxy_notification::{
     NotificationService, NotificationSettings, PgNotificationService, PushGrpc, PushHub,
 };
@@ -40,6 +42,8 @@ pub struct Modules {
     /// Per-request country counters; the user session resolver records.
     counters: galaxy_geo::CountryCounters,
     runtime_ready: ReadyFlag,
+    /// Up while the change listener follows the peers' writes.
+    announcements_ready: ReadyFlag,
     /// Games and memberships; reacts to the runtime through `RuntimeReactions`.
     lobby: Arc<galaxy_lobby::PgLobby>,
     /// The mail outbox: admin surface and the delivery worker's settings.
@@ -51,6 +55,9 @@ pub struct Modules {
     admin: Arc<galaxy_admin::PgAdminService>,
     admin_bootstrap: Option<(String, galaxy_core::env::Secret)>,
     identity_ready: ReadyFlag,
+    /// The admin audit log (API middleware and console) and the console's cookie policy.
+    audit: Arc<galaxy_console::AuditLog>,
+    console_cookies: galaxy_console::CookiePolicy,
 }
 
 fn mail_settings(config: &Config) -> galaxy_mail::Settings {
@@ -67,6 +74,7 @@ fn mail_settings(config: &Config) -> galaxy_mail::Settings {
     );
     s.username = smtp.username.clone();
     s.password = smtp.password.expose().to_owned();
+    s.timeout = smtp.timeout;
     galaxy_mail::Settings {
         smtp: s,
         worker: galaxy_mail::WorkerSettings {
@@ -75,6 +83,7 @@ fn mail_settings(config: &Config) -> galaxy_mail::Settings {
             retry_base: config.mail.retry_base,
             retry_max: config.mail.retry_max,
             lease: config.mail.claim_lease,
+            connections: config.mail.smtp_connections,
             ..galaxy_mail::WorkerSettings::default()
         },
     }
@@ -109,6 +118,10 @@ impl Modules {
             build_epoch = geo.build_epoch(),
             "GeoIP database opened"
         );
+        if let Some(point) = galaxy_core::failpoint::armed() {
+            // Only a test build has fail points (integration/tests/reactions.rs).
+            tracing::warn!(failpoint = point, "fail point armed");
+        }
         let counters = galaxy_geo::CountryCounters::new(geo.clone());
         let users = Arc::new(galaxy_user::PgUserService::new(pool.clone()));
         let notification = Arc::new(PgNotificationService::new(
@@ -142,7 +155,12 @@ impl Modules {
         // Fails fast on a From address mail-send cannot use.
         galaxy_mail::Mailer::new(&mail_settings.smtp)
             .map_err(|e| anyhow::anyhow!("BACKEND_SMTP_FROM / TLS client: {e}"))?;
-        let mail = Arc::new(galaxy_mail::PgMailService::new(pool.clone()));
+        // An email route follows its mail: the outbox reports each state it
+        // writes to the notification module, in the same transaction.
+        let mail = Arc::new(
+            galaxy_mail::PgMailService::new(pool.clone())
+                .with_outcomes(Arc::new(galaxy_notification::RoutesFollowMail)),
+        );
         let auth = Arc::new(galaxy_auth::PgAuthService::new(
             pool.clone(),
             users.clone(),
@@ -153,6 +171,8 @@ impl Modules {
                 code_ttl: config.auth.code_ttl,
                 email_code_limit: config.auth.email_code_limit,
                 ip_code_limit: config.auth.ip_code_limit,
+                challenge_retention: config.auth.challenge_retention,
+                session_retention: config.auth.session_retention,
             },
         ));
         // Auth listens first: other listeners see the sessions already revoked.
@@ -171,9 +191,14 @@ impl Modules {
             galaxy_admin::AdminSettings {
                 session_ttl: config.admin.session_ttl,
                 login_limit: config.admin.login_limit,
+                hash_concurrency: config.admin.hash_concurrency,
             },
         ));
         Ok(Self {
+            audit: Arc::new(galaxy_console::AuditLog::new(pool.clone())),
+            console_cookies: galaxy_console::CookiePolicy {
+                secure: !config.admin.console_insecure_cookie,
+            },
             users,
             auth,
             admin,
@@ -191,6 +216,7 @@ impl Modules {
             geo,
             counters,
             runtime_ready: readiness.flag("runtime_cache"),
+            announcements_ready: readiness.flag("announcements"),
             lobby,
         })
     }
@@ -204,10 +230,10 @@ impl Modules {
     /// The gRPC push service for the listener; `shutdown` ends open streams.
     pub fn push_service(
         &self,
-        push_token: &str,
+        push_tokens: &[&str],
         shutdown: CancellationToken,
     ) -> galaxy_notification::proto::push_server::PushServer<PushGrpc> {
-        PushGrpc::new(self.notification.hub().clone(), push_token, shutdown).into_server()
+        PushGrpc::new(self.notification.hub().clone(), push_tokens, shutdown).into_server()
     }
 
     /// The GeoIP database (country of a source address).
@@ -221,7 +247,17 @@ impl Modules {
     }
 
     /// Runs once migrations are applied; `/api/*` opens when it returns.
-    pub async fn warm(&self) -> anyhow::Result<()> {
+    /// Returns the peers' change listener, to be run with [`Self::follow_peers`].
+    pub async fn warm(&self, url: &galaxy_db::DatabaseUrl) -> anyhow::Result<Listener> {
+        // LISTENing before the caches load: a change a peer commits after a
+        // cache's snapshot is announced to it and applied after the load.
+        let listener = Listener::open(
+            url.clone(),
+            self.coherent_caches(),
+            ListenerSettings::default(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("the change listener cannot start: {e}"))?;
         self.users.warm().await?;
         self.auth.warm().await?;
         let bootstrap = self
@@ -233,7 +269,25 @@ impl Modules {
         self.runtime.warm().await?;
         self.runtime_ready.set_ready();
         self.lobby.warm().await?;
-        Ok(())
+        Ok(listener)
+    }
+
+    /// Every cache a peer's write must reach (SYSTEM.md §12).
+    fn coherent_caches(&self) -> Vec<Arc<dyn Coherent>> {
+        let mut caches: Vec<Arc<dyn Coherent>> = vec![
+            self.users.clone(),
+            self.auth.clone(),
+            self.admin.clone(),
+            self.lobby.clone(),
+        ];
+        caches.extend(self.runtime.coherent_caches());
+        caches
+    }
+
+    /// Applies the peers' announced changes until `shutdown`; readiness
+    /// check `announcements` is down while the listener reconnects.
+    pub fn follow_peers(&self, listener: Listener, shutdown: &CancellationToken) -> JoinHandle<()> {
+        listener.run(self.announcements_ready.clone(), shutdown.clone())
     }
 
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
@@ -255,6 +309,19 @@ impl Modules {
         galaxy_runtime::configure(cfg, runtime);
         galaxy_mail::configure(cfg, self.mail.clone());
         galaxy_lobby::configure(cfg, self.lobby.clone());
+        galaxy_console::configure_audit_api(cfg, self.audit.clone());
+        galaxy_console::configure(
+            cfg,
+            galaxy_console::Console {
+                admin: self.admin.clone(),
+                mail: self.mail.clone(),
+                notifications: self.notification.clone(),
+                runtime: Arc::new(self.runtime.clone()),
+                lobby: self.lobby.clone(),
+                audit: self.audit.clone(),
+                cookies: self.console_cookies,
+            },
+        );
     }
 
     /// Cache sizes as gauges (read from memory at each export).
@@ -275,17 +342,29 @@ impl Modules {
         galaxy_telemetry::register_cache_size("engine_versions", move || runtime.cached_counts().1);
     }
 
-    pub fn spawn_workers(&self, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+    /// Every worker; the reconciler and the turn scheduler act only while
+    /// `leadership` says this backend leads.
+    pub fn spawn_workers(
+        &self,
+        shutdown: &CancellationToken,
+        leadership: &galaxy_db::leader::Leadership,
+    ) -> Vec<JoinHandle<()>> {
         let mut workers = vec![self.notification.spawn_worker(shutdown.clone())];
         workers.push(self.auth.spawn_flusher(shutdown.clone()));
-        workers.extend(self.runtime.spawn_workers(shutdown));
+        workers.push(self.auth.spawn_pruner(shutdown.clone()));
+        workers.push(self.users.spawn_reactor(shutdown.clone()));
+        workers.extend(self.runtime.spawn_workers(shutdown, leadership));
         workers.push(self.counters.spawn_flusher(
             self.pool.clone(),
             COUNTER_FLUSH_INTERVAL,
             shutdown.clone(),
         ));
         match galaxy_mail::Worker::new(self.pool.clone(), self.mail_settings.clone()) {
-            Ok(worker) => workers.push(worker.spawn(shutdown.clone())),
+            Ok(worker) => workers.push(
+                worker
+                    .with_outcomes(Arc::new(galaxy_notification::RoutesFollowMail))
+                    .spawn(shutdown.clone()),
+            ),
             // Checked in `build`; kept as a log line rather than a panic.
             Err(e) => tracing::error!(error = %e, "mail worker not started"),
         }

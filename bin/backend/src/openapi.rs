@@ -39,7 +39,49 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(galaxy_runtime::openapi());
     doc.merge(galaxy_mail::openapi());
     doc.merge(galaxy_lobby::openapi());
+    // The audit route only: console pages are not part of the API.
+    doc.merge(galaxy_console::openapi());
+    problem_json(&mut doc);
     doc
+}
+
+/// Every error body is `application/problem+json` (galaxy-core answers so):
+/// an error response whose body is the Problem schema is documented with
+/// that media type, whichever module declared it.
+fn problem_json(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for op in operations.into_iter().flatten() {
+            for (status, response) in &mut op.responses.responses {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                if !(status.starts_with('4') || status.starts_with('5')) {
+                    continue;
+                }
+                let is_problem = response.content.get("application/json").is_some_and(|c| {
+                    matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"))
+                });
+                if is_problem
+                    && let Some(content) = response.content.shift_remove("application/json")
+                {
+                    response
+                        .content
+                        .insert("application/problem+json".to_owned(), content);
+                }
+            }
+        }
+    }
 }
 
 async fn openapi_json(doc: web::Data<String>) -> HttpResponse {
@@ -52,8 +94,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let json = document()
         .to_json()
         .expect("the OpenAPI document serialises");
+    // A resource, not `cfg.route(…)`: a route's method guard would move to
+    // the resource and other methods would fall through to 404 instead of
+    // 405 with `Allow`.
     cfg.app_data(web::Data::new(json))
-        .route("/api/v1/openapi.json", web::get().to(openapi_json));
+        .service(web::resource("/api/v1/openapi.json").get(openapi_json));
 }
 
 #[cfg(test)]

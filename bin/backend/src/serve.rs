@@ -1,6 +1,7 @@
 //! Composition root: config → services → HTTP + gRPC + workers, one
 //! shutdown path. Owns no domain logic.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
@@ -9,6 +10,7 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use galaxy_core::{ApiError, Readiness, ReadyFlag, RequestContext};
+use galaxy_db::leader::{ElectionSettings, Leadership};
 use galaxy_db::{MigrateError, PoolSettings, PostgresCheck, build_pool};
 use tokio_util::sync::CancellationToken;
 
@@ -47,6 +49,18 @@ pub async fn serve(config: Config, geo: galaxy_geo::GeoIp) -> anyhow::Result<()>
     // Set once migrations ran and every module's cache is warm; until then
     // the API answers 503 rather than guessing from empty caches.
     let booted = readiness.flag("boot");
+    // Cleared at the shutdown signal: `/readyz` answers 503 while requests
+    // are still served, so the gateway moves away before the listener stops.
+    let accepting = readiness.flag("accepting");
+    accepting.set_ready();
+    // Filled once the election has run its first round (in `boot`).
+    let leadership: Arc<OnceLock<Leadership>> = Arc::default();
+    {
+        let leadership = leadership.clone();
+        readiness.report_leader(Arc::new(move || {
+            leadership.get().is_some_and(Leadership::is_leader)
+        }));
+    }
 
     let modules = Modules::build(&config, pool.clone(), geo, &readiness)?;
 
@@ -61,6 +75,8 @@ pub async fn serve(config: Config, geo: galaxy_geo::GeoIp) -> anyhow::Result<()>
         App::new()
             .app_data(web::Data::new(app_readiness.clone()))
             .app_data(web::Data::new(app_booted.clone()))
+            // Innermost: sees the admin API's answers (audit log).
+            .wrap(from_fn(galaxy_console::audit_api))
             .wrap(from_fn(api_gate))
             .wrap(RequestContext)
             .configure(galaxy_core::http::configure_extractors)
@@ -78,13 +94,20 @@ pub async fn serve(config: Config, geo: galaxy_geo::GeoIp) -> anyhow::Result<()>
     tracing::info!(http = ?http_addr, grpc = %grpc_addr, "listening");
 
     let mut http_task = tokio::spawn(http);
-    let push = modules.push_service(config.grpc.push_token.expose(), shutdown.clone());
+    let tokens: Vec<&str> = config
+        .grpc
+        .push_tokens
+        .iter()
+        .map(galaxy_core::env::Secret::expose)
+        .collect();
+    let push = modules.push_service(&tokens, shutdown.clone());
     let mut grpc_task = tokio::spawn(grpc.serve(push, grpc_bound, shutdown.clone()));
     let mut boot_task = tokio::spawn(boot(
         config.clone(),
         modules.clone(),
         migrated,
         booted,
+        leadership,
         shutdown.clone(),
     ));
     let mut workers = Vec::new();
@@ -92,8 +115,11 @@ pub async fn serve(config: Config, geo: galaxy_geo::GeoIp) -> anyhow::Result<()>
 
     let outcome: anyhow::Result<()> = loop {
         tokio::select! {
-            () = shutdown_signal() => {
-                tracing::info!("shutdown requested; draining");
+            () = galaxy_core::shutdown_signal() => {
+                let grace = drain_grace(config.shutdown_timeout);
+                tracing::info!(?grace, "shutdown requested; draining: not ready, still serving");
+                accepting.set_not_ready();
+                tokio::time::sleep(grace).await;
                 break Ok(());
             }
             res = &mut http_task => break Err(anyhow::anyhow!("HTTP server exited: {res:?}")),
@@ -136,6 +162,22 @@ pub async fn serve(config: Config, geo: galaxy_geo::GeoIp) -> anyhow::Result<()>
     outcome
 }
 
+/// How long a draining backend keeps taking new requests while `/readyz`
+/// says 503: several of the gateway's readiness probes (every 500 ms), so
+/// it has stopped routing here before the listener closes; at most half of
+/// `BACKEND_SHUTDOWN_TIMEOUT`, which also bounds the drain that follows.
+fn drain_grace(shutdown_timeout: Duration) -> Duration {
+    (shutdown_timeout / 2).min(Duration::from_secs(2))
+}
+
+/// The advisory lock whose holder runs the reconciler and the turn
+/// scheduler ("runtime" in ASCII; the migrations use another key).
+const RUNTIME_LEADER_KEY: i64 = 0x0072_756e_7469_6d65;
+
+/// How often a follower tries to lead and the leader checks its session:
+/// a dead leader's successor takes over within about this long.
+const LEADER_RETRY: Duration = Duration::from_secs(2);
+
 /// Migrations (retried while the database is unreachable), then module
 /// start-up: caches warm, workers spawned. Returns the worker handles so
 /// shutdown can wait for their current batch.
@@ -144,6 +186,7 @@ async fn boot(
     modules: Modules,
     migrated: ReadyFlag,
     booted: ReadyFlag,
+    leadership: Arc<OnceLock<Leadership>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut delay = Duration::from_millis(250);
@@ -168,11 +211,29 @@ async fn boot(
         delay = (delay * 2).min(Duration::from_secs(5));
     }
     migrated.set_ready();
-    if let Err(e) = modules.warm().await {
-        tracing::error!(error = format!("{e:#}"), "module start-up failed");
-        return Err(e);
+    let listener = match modules.warm(&config.postgres.url).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "module start-up failed");
+            return Err(e);
+        }
+    };
+    let (leader, election) = galaxy_db::leader::start(
+        config.postgres.url.clone(),
+        ElectionSettings {
+            lock_key: RUNTIME_LEADER_KEY,
+            retry: LEADER_RETRY,
+        },
+        shutdown.clone(),
+    )
+    .await;
+    tracing::info!(leader = leader.is_leader(), "leader election running");
+    let mut workers = modules.spawn_workers(&shutdown, &leader);
+    workers.push(election);
+    workers.push(modules.follow_peers(listener, &shutdown));
+    if leadership.set(leader).is_err() {
+        tracing::error!("leadership was already set; /readyz keeps the first election's view");
     }
-    let workers = modules.spawn_workers(&shutdown);
     booted.set_ready();
     tracing::info!("boot complete; serving the API");
     Ok(workers)
@@ -190,23 +251,4 @@ async fn api_gate(
         return Err(ApiError::unavailable("the backend is starting").into());
     }
     next.call(req).await
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

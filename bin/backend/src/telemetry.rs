@@ -46,7 +46,7 @@ impl ShutdownClock {
         let clock = Self::default();
         let mark = clock.0.clone();
         tokio::spawn(async move {
-            crate::serve::shutdown_signal().await;
+            galaxy_core::shutdown_signal().await;
             let _ = mark.set(Instant::now());
         });
         clock

@@ -56,3 +56,17 @@ fn unparsable_value_exits_2_naming_the_variable() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("BACKEND_MAIL_WORKER_INTERVAL"), "{stderr}");
 }
+
+#[test]
+fn a_claim_lease_below_twice_the_smtp_timeout_exits_2_naming_it() {
+    let out = valid_env(&mut backend())
+        .env("BACKEND_SMTP_TIMEOUT", "10s")
+        .env("BACKEND_MAIL_CLAIM_LEASE", "15s")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("BACKEND_MAIL_CLAIM_LEASE"), "{stderr}");
+}
