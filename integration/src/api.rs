@@ -63,23 +63,7 @@ pub async fn login_code(db: &TestDb, email: &str) -> String {
 
 /// Signs `email` in through the email-code flow; (token, account id).
 pub async fn sign_in(b: &Backend, db: &TestDb, email: &str) -> (String, String) {
-    let r = b
-        .client
-        .post(b.url("/api/v1/auth/email-code"))
-        .json(&json!({ "email": email }))
-        .send()
-        .await
-        .expect("request a code");
-    let challenge = json_of(r, 202).await;
-    let code = login_code(db, email).await;
-    let r = b
-        .client
-        .post(b.url("/api/v1/auth/email-code/verify"))
-        .json(&json!({ "challenge_id": challenge["challenge_id"], "code": code }))
-        .send()
-        .await
-        .expect("verify the code");
-    let body = json_of(r, 200).await;
+    let body = sign_in_at(&b.client, &b.url(""), db, email, None).await;
     (
         body["token"].as_str().expect("token").to_owned(),
         body["account"]["id"]
@@ -87,4 +71,32 @@ pub async fn sign_in(b: &Backend, db: &TestDb, email: &str) -> (String, String) 
             .expect("account id")
             .to_owned(),
     )
+}
+
+/// The email-code flow against `base` (a backend or a gateway), optionally
+/// claiming an `X-Forwarded-For`; the verify answer.
+pub async fn sign_in_at(
+    client: &reqwest::Client,
+    base: &str,
+    db: &TestDb,
+    email: &str,
+    xff: Option<&str>,
+) -> Value {
+    let with_xff = |r: reqwest::RequestBuilder| match xff {
+        Some(v) => r.header("x-forwarded-for", v),
+        None => r,
+    };
+    let r = with_xff(client.post(format!("{base}/api/v1/auth/email-code")))
+        .json(&json!({ "email": email }))
+        .send()
+        .await
+        .expect("request a code");
+    let challenge = json_of(r, 202).await;
+    let code = login_code(db, email).await;
+    let r = with_xff(client.post(format!("{base}/api/v1/auth/email-code/verify")))
+        .json(&json!({ "challenge_id": challenge["challenge_id"], "code": code }))
+        .send()
+        .await
+        .expect("verify the code");
+    json_of(r, 200).await
 }

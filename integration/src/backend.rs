@@ -1,9 +1,10 @@
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::{Command, ExitStatus, Stdio};
+
+use crate::process::Process;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Path of a workspace binary built beside the running test executable.
@@ -20,12 +21,39 @@ pub fn binary_path(name: &str) -> PathBuf {
     path
 }
 
-/// A free loopback port (bound and released; tests retry on the rare clash).
+/// A free loopback port for a process a test starts.
+///
+/// Taken below the kernel's ephemeral range: a port the kernel hands out
+/// (`bind :0`) is also what every outgoing connection of the suite — to
+/// PostgreSQL, to the backends — takes for its own end, so a port picked
+/// that way could be taken again before the child binds it (seen in CI as
+/// "Address already in use"). Below the range only a listener can take it,
+/// and each test process walks its own sequence, checked by a bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    const LOW: u32 = 10_000;
+    if ephemeral_low < LOW + 2_000 {
+        return TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+    }
+    let span = ephemeral_low - LOW;
+    // Processes start far apart in the range, then count up.
+    let start = std::process::id().wrapping_mul(7_919);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < span, "no free loopback port below {ephemeral_low}");
+        let port = u16::try_from(LOW + start.wrapping_add(n) % span).expect("a port number");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The project's GeoIP fixture (`galaxy_geo::fixture`) as a file: written
@@ -134,26 +162,14 @@ impl BackendBuilder {
 
     /// Starts `galaxy-backend serve`, capturing its output.
     pub fn spawn(self) -> Backend {
-        let mut child = self
-            .command(&["serve"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn galaxy-backend");
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        pump(child.stdout.take().expect("stdout"), Arc::clone(&stdout));
-        pump(child.stderr.take().expect("stderr"), Arc::clone(&stderr));
+        let process = Process::spawn("backend", self.command(&["serve"]));
         network_acquire(&self.env["BACKEND_DOCKER_NETWORK"]);
         let http: SocketAddr = self.env["BACKEND_HTTP_LISTEN_ADDR"].parse().expect("addr");
         let grpc: SocketAddr = self.env["BACKEND_GRPC_LISTEN_ADDR"].parse().expect("addr");
         Backend {
-            child,
+            process,
             http,
             grpc,
-            stdout,
-            stderr,
             client: reqwest::Client::new(),
             builder_env: self.env,
         }
@@ -208,21 +224,11 @@ fn network_release(name: &str) {
     }
 }
 
-fn pump(reader: impl std::io::Read + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-}
-
 /// A running backend process; killed on drop.
 pub struct Backend {
-    child: Child,
+    process: Process,
     pub http: SocketAddr,
     pub grpc: SocketAddr,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
     pub client: reqwest::Client,
     builder_env: BTreeMap<String, String>,
 }
@@ -245,19 +251,16 @@ impl Backend {
 
     /// Stdout lines so far (JSON log lines).
     pub fn stdout_lines(&self) -> Vec<String> {
-        self.stdout.lock().unwrap().clone()
+        self.process.stdout_lines()
     }
 
     pub fn stderr_lines(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
+        self.process.stderr_lines()
     }
 
     /// Parsed JSON log lines so far.
     pub fn logs(&self) -> Vec<serde_json::Value> {
-        self.stdout_lines()
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        self.process.logs()
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -266,101 +269,87 @@ impl Backend {
 
     /// Status of `GET path`, or None while nothing answers.
     pub async fn status_of(&self, path: &str) -> Option<u16> {
-        self.client
-            .get(self.url(path))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .ok()
-            .map(|r| r.status().as_u16())
+        status_of(&self.client, &self.url(path)).await
     }
 
     /// Waits until `/readyz` answers 200, panicking (with the logs) after `limit`.
     pub async fn wait_ready(&mut self, limit: Duration) -> Duration {
-        let started = Instant::now();
-        loop {
-            if self.status_of("/readyz").await == Some(200) {
-                return started.elapsed();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "backend exited with {status} before ready:\n{}",
-                    self.dump()
-                );
-            }
-            assert!(
-                started.elapsed() < limit,
-                "backend not ready within {limit:?}:\n{}",
-                self.dump()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let url = self.url("/readyz");
+        wait_ready(&mut self.process, &self.client, &url, limit).await
     }
 
     /// Polls `cond` every 50 ms until it holds or `limit` passes.
-    pub async fn eventually<F, Fut>(&self, limit: Duration, what: &str, mut cond: F)
+    pub async fn eventually<F, Fut>(&self, limit: Duration, what: &str, cond: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let started = Instant::now();
-        while !cond().await {
-            assert!(
-                started.elapsed() < limit,
-                "{what} did not happen within {limit:?}:\n{}",
-                self.dump()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::process::eventually(limit, what, || self.dump(), cond).await;
     }
 
     /// Sends SIGTERM and waits for the exit status (bounded by `limit`).
     pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
-        self.signal("TERM");
-        self.wait_exit(limit)
+        self.process.terminate(limit)
     }
 
     /// `kill -9`: no destructors, no shutdown path.
     pub fn kill_hard(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill_hard();
     }
 
     pub fn signal(&self, name: &str) {
-        let _ = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status();
+        self.process.signal(name);
     }
 
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            if started.elapsed() > limit {
-                self.kill_hard();
-                panic!("backend did not exit within {limit:?}:\n{}", self.dump());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process.wait_exit(limit)
     }
 
     /// The captured output, for failure messages.
     pub fn dump(&self) -> String {
-        format!(
-            "--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.stdout_lines().join("\n"),
-            self.stderr_lines().join("\n")
-        )
+        self.process.dump()
+    }
+}
+
+/// Status of `GET url`, or None while nothing answers.
+pub(crate) async fn status_of(client: &reqwest::Client, url: &str) -> Option<u16> {
+    client
+        .get(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+/// Waits until `ready_url` answers 200; panics with the output after `limit`
+/// or when the process exits first.
+pub(crate) async fn wait_ready(
+    process: &mut Process,
+    client: &reqwest::Client,
+    ready_url: &str,
+    limit: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if status_of(client, ready_url).await == Some(200) {
+            return started.elapsed();
+        }
+        if let Some(status) = process.exited() {
+            panic!("exited with {status} before ready:\n{}", process.dump());
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not ready within {limit:?}:\n{}",
+            process.dump()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 impl Drop for Backend {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.kill_hard();
-        }
+        self.process.kill_hard();
         if let Some(network) = self.builder_env.get("BACKEND_DOCKER_NETWORK") {
             network_release(network);
         }

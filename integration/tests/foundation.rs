@@ -71,10 +71,13 @@ async fn fresh_database_becomes_ready_and_restart_applies_nothing() {
     .unwrap();
     assert_eq!(
         tables.len(),
-        17,
-        "the 16 contract tables plus diesel's bookkeeping"
+        20,
+        "the 16 contract tables, admin_login_attempts (docs/decisions.md HARD-5), account_reactions (HARD-15), admin_audit (CONSOLE-4) and diesel's bookkeeping"
     );
+    assert!(tables.iter().any(|t| t.name == "admin_audit"));
+    assert!(tables.iter().any(|t| t.name == "account_reactions"));
     assert!(tables.iter().any(|t| t.name == "mail_attempts"));
+    assert!(tables.iter().any(|t| t.name == "admin_login_attempts"));
     assert_eq!(applied_migrations(&db).await, migration_count());
 
     assert!(backend.terminate(Duration::from_secs(10)).success());
@@ -262,4 +265,94 @@ async fn sigterm_exits_zero_within_the_bound() {
     let status = backend.terminate(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", backend.dump());
     assert!(backend.logs().iter().any(|l| l["message"] == "stopped"));
+}
+
+/// `/a/{id}/b` with every path parameter filled in.
+fn concrete(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some((before, after)) = rest.split_once('{') {
+        out.push_str(before);
+        let (_, tail) = after.split_once('}').unwrap_or(("", ""));
+        out.push_str("0190d7a5-0000-7000-8000-000000000000");
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// SYSTEM.md §5: on every path the backend serves, an undeclared method is
+/// 405 problem+json `method_not_allowed` with `Allow` naming exactly the
+/// path's documented methods (never 404).
+#[tokio::test(flavor = "multi_thread")]
+async fn undeclared_methods_are_405_with_allow_on_every_path() {
+    let db = TestDb::new();
+    let mut backend = BackendBuilder::new(&db.dsn()).spawn();
+    backend.wait_ready(Duration::from_secs(30)).await;
+    let doc: serde_json::Value = backend
+        .get("/api/v1/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let methods = ["get", "post", "put", "patch", "delete"];
+    let mut paths: Vec<(String, Vec<String>)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(path, item)| {
+            let declared = item
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| methods.contains(&k.as_str()))
+                .map(|k| k.to_uppercase())
+                .collect();
+            (path.clone(), declared)
+        })
+        .collect();
+    // The document itself is served beside the paths it lists.
+    paths.push(("/api/v1/openapi.json".to_owned(), vec!["GET".to_owned()]));
+    let mut checked = 0;
+    for (path, mut declared) in paths {
+        declared.sort();
+        for method in methods.map(str::to_uppercase) {
+            if declared.contains(&method) {
+                continue;
+            }
+            let resp = backend
+                .client
+                .request(
+                    reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                    backend.url(&concrete(&path)),
+                )
+                .send()
+                .await
+                .unwrap();
+            let what = format!("{method} {path}");
+            assert_eq!(resp.status().as_u16(), 405, "{what}");
+            assert_eq!(
+                resp.headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok()),
+                Some("application/problem+json"),
+                "{what}"
+            );
+            let mut allow: Vec<String> = resp
+                .headers()
+                .get("allow")
+                .unwrap_or_else(|| panic!("{what}: no Allow"))
+                .to_str()
+                .unwrap()
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            allow.sort();
+            assert_eq!(allow, declared, "{what}");
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["code"], "method_not_allowed", "{what}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "only {checked} checks");
 }

@@ -3,12 +3,13 @@
 //! engine container runs; orders and a forced turn change the report; players
 //! are notified; a killed engine is restarted by the reconciler with its turn.
 
-use std::process::Command;
 use std::time::Duration;
 
-use diesel::sql_types::BigInt;
-use diesel_async::RunQueryDsl;
 use galaxy_integration::api::{call, json_of, sign_in};
+use galaxy_integration::engines::{
+    ENGINE_IMAGE, EngineGuard, admin_login, docker, ensure_engine_image, register_engine,
+};
+use galaxy_integration::sql::count;
 use galaxy_integration::{Backend, BackendBuilder};
 use galaxy_notification::proto::SubscribeRequest;
 use galaxy_notification::proto::push_client::PushClient;
@@ -17,73 +18,13 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "test-push-token-0123456789";
 const ADMIN_PASSWORD: &str = "an-admin-password-for-tests";
-const IMAGE: &str = "galaxy/game:integration";
-
-fn docker(args: &[&str]) -> std::process::Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI is needed for the game tests")
-}
-
-/// The engine image, built once if missing. No Docker → the test fails.
-fn ensure_engine_image() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        assert!(
-            docker(&["info"]).status.success(),
-            "no Docker daemon answers: the game tests need one"
-        );
-        if !docker(&["image", "inspect", IMAGE]).status.success() {
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/engine/build-image.sh");
-            let out = Command::new(script).arg("integration").output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    });
-}
-
-/// Removes a game's engine container and volume, also when the test fails.
-struct EngineGuard(String);
-
-impl Drop for EngineGuard {
-    fn drop(&mut self) {
-        let name = galaxy_runtime::container_name(self.0.parse().unwrap());
-        let volume = galaxy_runtime::volume_name(self.0.parse().unwrap());
-        let _ = docker(&["rm", "-f", &name]);
-        let _ = docker(&["volume", "rm", "-f", &volume]);
-    }
-}
-
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
+const IMAGE: &str = ENGINE_IMAGE;
 
 /// Logs the bootstrap admin in and registers `version` → `image`; returns
 /// the admin token.
-async fn register_engine(b: &Backend, version: &str, image: &str) -> String {
-    let r = b
-        .client
-        .post(b.url("/api/v1/admin/auth/login"))
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let admin = json_of(r, 200).await["token"].as_str().unwrap().to_owned();
-    let r = call(
-        b,
-        reqwest::Method::POST,
-        "/api/v1/admin/engine-versions",
-        &admin,
-        Some(json!({"version": version, "image": image})),
-    )
-    .await;
-    json_of(r, 201).await;
+async fn register(b: &Backend, version: &str, image: &str) -> String {
+    let admin = admin_login(b, "admin", ADMIN_PASSWORD).await;
+    register_engine(b, &admin, version, image).await;
     admin
 }
 
@@ -97,15 +38,6 @@ async fn join(b: &Backend, token: &str, game_id: &str, race: &str) {
     )
     .await;
     json_of(r, 200).await;
-}
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    let mut conn = db.pool().get().await.unwrap();
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut conn)
-        .await
-        .unwrap()
-        .n
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -135,7 +67,7 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
     let mut stream = client.subscribe(req).await.unwrap().into_inner();
 
     // The admin registers the engine version.
-    let admin = register_engine(b, "1.0.0", IMAGE).await;
+    let admin = register(b, "1.0.0", IMAGE).await;
 
     let (alice, alice_id) = sign_in(b, &db, "alice@example.test").await;
     let (bob, bob_id) = sign_in(b, &db, "bob@example.test").await;
@@ -462,6 +394,38 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
         "the reconciler's restart is logged: {ops}"
     );
 
+    // An operator stops the engine: the lobby shows the game paused (orders
+    // are refused as for any game not running), and running again after a
+    // start.
+    let game_status = || async {
+        let r = call(
+            b,
+            reqwest::Method::GET,
+            &format!("/api/v1/lobby/games/{id}"),
+            &alice,
+            None,
+        )
+        .await;
+        r.json::<Value>().await.unwrap()["status"].clone()
+    };
+    let admin_post = |what: &'static str| {
+        let path = format!("/api/v1/admin/runtime/{id}/{what}");
+        let admin = admin.clone();
+        async move { call(b, reqwest::Method::POST, &path, &admin, None).await }
+    };
+    assert_eq!(admin_post("stop").await.status(), 202);
+    assert_eq!(game_status().await, "paused");
+    b.eventually(Duration::from_secs(30), "engine stopped", || async {
+        !docker(&["inspect", &name]).status.success()
+    })
+    .await;
+    assert_eq!(game_status().await, "paused");
+    assert_eq!(admin_post("start").await.status(), 202);
+    b.eventually(Duration::from_secs(60), "game running again", || async {
+        game_status().await == "running"
+    })
+    .await;
+
     assert!(backend.terminate(Duration::from_secs(15)).success());
 }
 
@@ -484,7 +448,7 @@ async fn a_failed_start_reopens_the_game_and_mails_the_admin() {
     backend.wait_ready(Duration::from_secs(15)).await;
     let b = &backend;
     let absent = format!("galaxy/absent:{}", std::process::id());
-    let admin = register_engine(b, "ghost", &absent).await;
+    let admin = register(b, "ghost", &absent).await;
 
     let (alice, _) = sign_in(b, &db, "alice@example.test").await;
     let (bob, _) = sign_in(b, &db, "bob@example.test").await;

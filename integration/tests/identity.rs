@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use galaxy_integration::sql::count;
 use galaxy_integration::{Backend, BackendBuilder};
 use galaxy_testdb::{PrivateServer, TestDb};
 use serde_json::{Value, json};
@@ -79,12 +80,6 @@ struct Body {
     body_text: String,
 }
 
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
 /// The code in the newest login mail to `email`, read from the outbox table.
 async fn code_in(conn: &mut AsyncPgConnection, table: &str, email: &str) -> String {
     let mail: Body = diesel::sql_query(format!(
@@ -101,15 +96,6 @@ async fn code_in(conn: &mut AsyncPgConnection, table: &str, email: &str) -> Stri
 async fn code_for(db: &TestDb, email: &str) -> String {
     let mut conn = db.pool().get().await.unwrap();
     code_in(&mut conn, "mail_deliveries", email).await
-}
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    let mut conn = db.pool().get().await.unwrap();
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut conn)
-        .await
-        .unwrap()
-        .n
 }
 
 async fn post(b: &Backend, path: &str, body: Value, xff: Option<&str>) -> reqwest::Response {

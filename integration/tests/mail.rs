@@ -22,6 +22,8 @@ fn backend_for(db: &TestDb, smtp: &SmtpServer, interval: &str) -> BackendBuilder
         .env("BACKEND_MAIL_RETRY_BASE", "200ms")
         .env("BACKEND_MAIL_RETRY_MAX", "1s")
         .env("BACKEND_MAIL_CLAIM_LEASE", "3s")
+        // The lease must cover two SMTP timeouts (exit 2 otherwise).
+        .env("BACKEND_SMTP_TIMEOUT", "1s")
 }
 
 async fn count(pool: &galaxy_db::Pool, status: &str) -> i64 {
@@ -193,6 +195,7 @@ async fn kill_9_mid_send_then_restart_sends_all_1000_none_lost() {
                 body_html: None,
                 notification_route_id: None,
                 origin_request_id: None,
+                secret_until: None,
             };
             ids.insert(galaxy_mail::enqueue(&mut c, &mail).await.unwrap());
         }

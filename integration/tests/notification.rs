@@ -120,3 +120,75 @@ async fn the_backend_pushes_due_routes_to_an_authenticated_gateway() {
     // Shutdown ends the open push stream instead of waiting for the gateway.
     assert!(backend.terminate(Duration::from_secs(10)).success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_email_route_in_a_running_backend_follows_its_mail_to_delivered() {
+    let db = TestDb::new();
+    let smtp = galaxy_testsmtp::SmtpServer::accepting().unwrap();
+    let mut backend = BackendBuilder::new(&db.dsn())
+        .env("BACKEND_PUSH_TOKEN", TOKEN)
+        .env("BACKEND_SMTP_PORT", smtp.port().to_string())
+        .env("BACKEND_MAIL_WORKER_INTERVAL", "100ms")
+        .spawn();
+    backend.wait_ready(Duration::from_secs(10)).await;
+
+    // An email route handed to its mail, as a submit writes them.
+    let (intent, route, mail) = (
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+    );
+    let mut conn = db.pool().get().await.unwrap();
+    for sql in [
+        "INSERT INTO notification_intents (id, kind, idempotency_key, payload) \
+         VALUES ($1, 'runtime.start_config_invalid', 'it-mail', '{}')",
+        "INSERT INTO notification_routes (id, intent_id, channel, address) \
+         VALUES ($2, $1, 'email', 'ops@example.test')",
+        "INSERT INTO mail_deliveries (id, kind, to_address, subject, body_text, notification_route_id) \
+         VALUES ($3, 'runtime.start_config_invalid', 'ops@example.test', 's', 'b', $2)",
+        "UPDATE notification_routes SET mail_delivery_id = $3 WHERE id = $2",
+    ] {
+        diesel::sql_query(sql)
+            .bind::<SqlUuid, _>(intent)
+            .bind::<SqlUuid, _>(route)
+            .bind::<SqlUuid, _>(mail)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    #[derive(diesel::QueryableByName, Debug, PartialEq)]
+    struct States {
+        #[diesel(sql_type = Text)]
+        route: String,
+        #[diesel(sql_type = Text)]
+        mail: String,
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let states = loop {
+        let s: States = diesel::sql_query(
+            "SELECT r.status AS route, m.status AS mail FROM notification_routes r \
+             JOIN mail_deliveries m ON m.id = r.mail_delivery_id WHERE r.id = $1",
+        )
+        .bind::<SqlUuid, _>(route)
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        if s.mail == "sent" || std::time::Instant::now() > deadline {
+            break s;
+        }
+        // The route never runs ahead of its mail.
+        assert_ne!(s.route, "delivered", "{s:?}\n{}", backend.dump());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        states,
+        States {
+            route: "delivered".into(),
+            mail: "sent".into()
+        },
+        "{}",
+        backend.dump()
+    );
+    assert_eq!(smtp.message_count(), 1);
+}

@@ -1,0 +1,90 @@
+//! A TCP forwarder from an address containers reach (the stack network's
+//! gateway) to a loopback-only server of the test process (galaxy-testdb's
+//! PostgreSQL listens on 127.0.0.1 only). It can also cut the link, to stage
+//! a database outage for one stack without touching the shared server.
+
+use std::io::ErrorKind;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+struct State {
+    stop: AtomicBool,
+    cut: AtomicBool,
+    open: Mutex<Vec<TcpStream>>,
+}
+
+pub struct Forwarder {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+}
+
+impl Forwarder {
+    /// Listens on `bind_ip`:free port and pipes each connection to `target`.
+    pub fn start(bind_ip: &str, target: SocketAddr) -> Self {
+        let listener = TcpListener::bind((bind_ip, 0))
+            .unwrap_or_else(|e| panic!("forwarder: bind {bind_ip}: {e}"));
+        let addr = listener.local_addr().expect("forwarder address");
+        listener.set_nonblocking(true).expect("non-blocking accept");
+        let state = Arc::new(State::default());
+        let shared = Arc::clone(&state);
+        std::thread::spawn(move || {
+            while !shared.stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    // While cut, a connection is closed at once: refused, as
+                    // by a server that is down.
+                    Ok((inbound, _)) if shared.cut.load(Ordering::Relaxed) => drop(inbound),
+                    Ok((inbound, _)) => pipe(inbound, target, &shared),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(e) => eprintln!("forwarder: accept: {e}"),
+                }
+            }
+        });
+        Self { addr, state }
+    }
+
+    /// Closes every open connection and refuses new ones until `restore`.
+    pub fn cut(&self) {
+        self.state.cut.store(true, Ordering::Relaxed);
+        for conn in self.state.open.lock().unwrap().drain(..) {
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn restore(&self) {
+        self.state.cut.store(false, Ordering::Relaxed);
+    }
+}
+
+fn pipe(inbound: TcpStream, target: SocketAddr, state: &State) {
+    let Ok(outbound) = TcpStream::connect(target) else {
+        return;
+    };
+    let _ = inbound.set_nonblocking(false);
+    let (Ok(a), Ok(b), Ok(c), Ok(d)) = (
+        inbound.try_clone(),
+        outbound.try_clone(),
+        outbound.try_clone(),
+        inbound.try_clone(),
+    ) else {
+        return;
+    };
+    state.open.lock().unwrap().extend([inbound, outbound]);
+    for (mut from, mut to) in [(a, b), (c, d)] {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+            let _ = to.shutdown(Shutdown::Both);
+        });
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::Relaxed);
+        self.cut();
+    }
+}
