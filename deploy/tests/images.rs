@@ -58,7 +58,7 @@ fn images_are_small_non_root_shell_less_and_carry_ca_certificates() {
             &format!("{name}:/etc/ssl/certs/ca-certificates.crt"),
             copied.to_str().unwrap(),
         ]);
-        docker(&["rm", "-f", &name]);
+        docker(&["rm", "-f", "-v", &name]);
         assert!(
             out.status.success(),
             "{image}: {}",
@@ -116,7 +116,7 @@ impl Named {
 
 impl Drop for Named {
     fn drop(&mut self) {
-        docker(&["rm", "-f", &self.target]);
+        docker(&["rm", "-f", "-v", &self.target]);
         docker(&["network", "rm", &self.network]);
     }
 }

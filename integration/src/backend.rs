@@ -162,6 +162,7 @@ impl BackendBuilder {
 
     /// Starts `galaxy-backend serve`, capturing its output.
     pub fn spawn(self) -> Backend {
+        docker_cli();
         let process = Process::spawn("backend", self.command(&["serve"]));
         network_acquire(&self.env["BACKEND_DOCKER_NETWORK"]);
         let http: SocketAddr = self.env["BACKEND_HTTP_LISTEN_ADDR"].parse().expect("addr");
@@ -216,12 +217,49 @@ fn network_release(name: &str) {
     };
     if last {
         map.remove(name);
-        let _ = Command::new("docker")
-            .args(["network", "rm", name])
+        drop(map);
+        if docker_cli() {
+            remove_network(name);
+        }
+    }
+}
+
+/// Whether a Docker CLI answers (without one there is nothing to clean).
+fn docker_cli() -> bool {
+    static PRESENT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PRESENT.get_or_init(|| {
+        let present = Command::new("docker")
+            .arg("version")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status();
+            .status()
+            .is_ok_and(|s| s.success());
+        if present {
+            // Once per test process: what killed runs left behind.
+            crate::testenv::sweep_dead_owners();
+        }
+        present
+    })
+}
+
+/// Removes an engine network with the engines still on it. A backend killed
+/// while its network create was in flight can see that create land after
+/// the first removal, so the network is looked for once more.
+fn remove_network(name: &str) {
+    for _ in 0..3 {
+        crate::testenv::remove_stack(name, name, &[]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let still = Command::new("docker")
+            .args(["network", "inspect", name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !still {
+            return;
+        }
     }
+    eprintln!("integration: engine network {name} could not be removed");
 }
 
 /// A running backend process; killed on drop.

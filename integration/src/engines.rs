@@ -49,7 +49,7 @@ impl Drop for EngineGuard {
         let Ok(game_id) = self.0.parse() else {
             return;
         };
-        let _ = docker(&["rm", "-f", &galaxy_runtime::container_name(game_id)]);
+        let _ = docker(&["rm", "-f", "-v", &galaxy_runtime::container_name(game_id)]);
         let _ = docker(&["volume", "rm", "-f", &galaxy_runtime::volume_name(game_id)]);
     }
 }

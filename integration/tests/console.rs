@@ -912,7 +912,7 @@ impl Drop for EngineGuard {
     fn drop(&mut self) {
         let id = self.0.parse().unwrap();
         for args in [
-            vec!["rm", "-f", &galaxy_runtime::container_name(id)],
+            vec!["rm", "-f", "-v", &galaxy_runtime::container_name(id)],
             vec!["volume", "rm", "-f", &galaxy_runtime::volume_name(id)],
         ] {
             let _ = std::process::Command::new("docker").args(&args).output();

@@ -154,5 +154,5 @@ async fn a_killed_engine_returns_with_its_turn_and_an_orphan_is_removed() {
             !out.status.success() || String::from_utf8_lossy(&out.stdout).trim() == "false"
         })
         .await;
-    docker(&["rm", "-f", &orphan]);
+    docker(&["rm", "-f", "-v", &orphan]);
 }

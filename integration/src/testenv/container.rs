@@ -28,7 +28,7 @@ pub struct Container {
 impl Container {
     pub fn run(label: &'static str, spec: &Spec) -> Self {
         // A name left by an earlier start of the same stack (a restart).
-        docker(&["rm", "-f", &spec.name]);
+        docker(&["rm", "-f", "-v", &spec.name]);
         let mut cmd = Command::new("docker");
         cmd.args(["run", "--rm", "--pull=never", "--name", &spec.name]);
         cmd.args(["--network", &spec.network]);

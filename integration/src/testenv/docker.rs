@@ -89,7 +89,21 @@ pub fn sweep_dead_owners() {
         };
         if pid.parse().is_ok_and(|pid| !alive(pid)) {
             eprintln!("testenv: sweeping {network}, left by dead test process {pid}");
+            // A compose stack's backend made its engine network itself.
+            remove_stack(stack, &format!("{network}-engines"), &[]);
             remove_stack(stack, network, &[]);
+        }
+    }
+    // The process-based harness (crate::backend) names each backend's engine
+    // network `galaxy-test-<pid>-<n>`; the backend creates it unlabelled.
+    for network in lines(&["network", "ls", "--format", "{{.Name}}"]) {
+        let pid = network
+            .strip_prefix("galaxy-test-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !alive(pid)) {
+            eprintln!("testenv: sweeping {network}, left by a dead test process");
+            remove_stack(&network, &network, &[]);
         }
     }
     let format = format!("{{{{.Names}}}} {{{{.Label \"{OWNER_LABEL}\"}}}}");

@@ -18,6 +18,7 @@
 //!   panic, every container, network and volume of the stack is removed; at
 //!   start, leftovers of test processes that died are swept.
 
+mod compose;
 mod container;
 mod docker;
 mod forward;
@@ -32,9 +33,11 @@ use galaxy_testdb::TestDb;
 use galaxy_testsmtp::SmtpServer;
 use serde_json::{Value, json};
 
+pub use compose::{ComposeStack, interpolate};
 pub use container::Container;
 use container::Spec;
 pub use docker::{OWNER_LABEL, docker, must};
+pub(crate) use docker::{remove_stack, sweep_dead_owners};
 use forward::Forwarder;
 pub use images::{BACKEND, GAME, GATEWAY, ensure as ensure_images};
 
@@ -91,27 +94,13 @@ impl Options {
             &stack_label,
             &id,
         ]);
-        let host_ip = must(&[
-            "network",
-            "inspect",
-            "-f",
-            "{{(index .IPAM.Config 0).Gateway}}",
-            &id,
-        ])
-        .trim()
-        .to_owned();
+        let host_ip = gateway_address(&id);
 
         let db = TestDb::new();
         let smtp = SmtpServer::builder()
             .start_on(&format!("{host_ip}:0"))
             .expect("an SMTP server on the network's gateway address");
-        let (db_host, rest) = dsn_host(&db.dsn());
-        let target = db_host
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .expect("the test database's address");
-        let forwarder = Forwarder::start(&host_ip, target);
+        let (forwarder, db_user, rest) = forward_database(&db, &host_ip);
 
         let backend_http = free_port();
         let mut backend_env: BTreeMap<String, String> = [
@@ -121,8 +110,7 @@ impl Options {
             (
                 "BACKEND_POSTGRES_DSN",
                 format!(
-                    "postgres://{}galaxy-host:{}/{rest}",
-                    db_user(&db.dsn()),
+                    "postgres://{db_user}galaxy-host:{}/{rest}",
                     forwarder.addr.port()
                 ),
             ),
@@ -225,6 +213,31 @@ impl Options {
         stack.wait_gateway_ready().await;
         stack
     }
+}
+
+/// The address containers on `network` reach the host at (its gateway).
+fn gateway_address(network: &str) -> String {
+    must(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        network,
+    ])
+    .trim()
+    .to_owned()
+}
+
+/// A forwarder on `host_ip` to the test database (which listens on
+/// loopback only), with the DSN's `user@` and `database?query` parts.
+fn forward_database(db: &TestDb, host_ip: &str) -> (Forwarder, String, String) {
+    let (db_host, rest) = dsn_host(&db.dsn());
+    let target = db_host
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .expect("the test database's address");
+    (Forwarder::start(host_ip, target), db_user(&db.dsn()), rest)
 }
 
 /// `(host:port, database?query)` of a `postgres://user@host:port/db?q` DSN.
