@@ -6,22 +6,25 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::Uuid as SqlUuid;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use galaxy_db::announce::announce;
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::model::{
-    DesiredState, EngineVersion, EngineVersionStatus, GameTurn, ObservedState, Operation,
-    OperationKind, Outcome, RuntimeRecord,
+    DesiredState, EngineVersion, EngineVersionStatus, ObservedState, RuntimeRecord,
 };
-use crate::schema::{engine_versions, game_turns, runtime_operation_log, runtime_records};
+use crate::schema::{engine_versions, runtime_records};
 
 /// The channels on which record and engine-version writes are announced to
 /// the other backends (see `coherence`); every write below announces.
 pub(crate) const RECORDS: &str = "galaxy_runtime_records";
 pub(crate) const VERSIONS: &str = "galaxy_runtime_versions";
+
+mod history;
+pub use history::{
+    fail_interrupted_operations, finish_force_ops, finish_operation, games_with_running_operations,
+    insert_operation, insert_turn, latest_start_requests, operations, turns,
+};
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = engine_versions, check_for_backend(diesel::pg::Pg))]
@@ -322,226 +325,18 @@ pub async fn touch_reconciled(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-pub async fn insert_turn(
+/// Engine containers by observed state (the containers gauge).
+pub async fn container_counts(
     conn: &mut AsyncPgConnection,
-    game_id: Uuid,
-    turn_no: i32,
-    duration_ms: i32,
-    forced: bool,
-) -> QueryResult<()> {
-    diesel::insert_into(game_turns::table)
-        .values((
-            game_turns::game_id.eq(game_id),
-            game_turns::turn_no.eq(turn_no),
-            game_turns::duration_ms.eq(duration_ms),
-            game_turns::forced.eq(forced),
-        ))
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = game_turns, check_for_backend(diesel::pg::Pg))]
-struct TurnRow {
-    game_id: Uuid,
-    turn_no: i32,
-    generated_at: DateTime<Utc>,
-    duration_ms: i32,
-    forced: bool,
-}
-
-pub async fn turns(conn: &mut AsyncPgConnection, game_id: Uuid) -> QueryResult<Vec<GameTurn>> {
-    let rows: Vec<TurnRow> = game_turns::table
-        .filter(game_turns::game_id.eq(game_id))
-        .order(game_turns::turn_no.asc())
-        .select(TurnRow::as_select())
+) -> QueryResult<Vec<(ObservedState, i64)>> {
+    use runtime_records::dsl as r;
+    let rows: Vec<(String, i64)> = r::runtime_records
+        .group_by(r::observed_state)
+        .select((r::observed_state, diesel::dsl::count_star()))
         .load(conn)
         .await?;
     Ok(rows
         .into_iter()
-        .map(|r| GameTurn {
-            game_id: r.game_id,
-            turn_no: r.turn_no,
-            generated_at: r.generated_at,
-            duration_ms: r.duration_ms,
-            forced: r.forced,
-        })
+        .filter_map(|(state, n)| Some((ObservedState::parse(&state)?, n)))
         .collect())
-}
-
-pub async fn insert_operation(
-    conn: &mut AsyncPgConnection,
-    game_id: Uuid,
-    kind: OperationKind,
-    actor: &str,
-    details: &Value,
-) -> QueryResult<Uuid> {
-    let id = galaxy_core::new_id();
-    diesel::insert_into(runtime_operation_log::table)
-        .values((
-            runtime_operation_log::id.eq(id),
-            runtime_operation_log::game_id.eq(game_id),
-            runtime_operation_log::operation.eq(kind.as_str()),
-            runtime_operation_log::actor.eq(actor),
-            runtime_operation_log::details.eq(details),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(id)
-}
-
-/// Finishes one running operation; `extra` is merged into its details.
-pub async fn finish_operation(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    outcome: Outcome,
-    error: Option<&str>,
-    extra: &Value,
-) -> QueryResult<()> {
-    diesel::sql_query(
-        "UPDATE runtime_operation_log SET outcome = $2, finished_at = now(), \
-         error_message = $3, details = details || $4 WHERE id = $1 AND outcome = 'running'",
-    )
-    .bind::<SqlUuid, _>(id)
-    .bind::<diesel::sql_types::Text, _>(outcome.as_str())
-    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(error)
-    .bind::<diesel::sql_types::Jsonb, _>(extra)
-    .execute(conn)
-    .await
-    .map(drop)
-}
-
-/// Finishes every pending force-next-turn of a game (the flag they set was
-/// consumed, or its turn failed).
-pub async fn finish_force_ops(
-    conn: &mut AsyncPgConnection,
-    game_id: Uuid,
-    outcome: Outcome,
-    error: Option<&str>,
-    extra: &Value,
-) -> QueryResult<usize> {
-    diesel::sql_query(
-        "UPDATE runtime_operation_log SET outcome = $2, finished_at = now(), \
-         error_message = $3, details = details || $4 \
-         WHERE game_id = $1 AND operation = 'force_next_turn' AND outcome = 'running'",
-    )
-    .bind::<SqlUuid, _>(game_id)
-    .bind::<diesel::sql_types::Text, _>(outcome.as_str())
-    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(error)
-    .bind::<diesel::sql_types::Jsonb, _>(extra)
-    .execute(conn)
-    .await
-}
-
-/// Container operations still `running` long after any live process would
-/// have finished them (their process died) can never finish: fail them.
-pub async fn fail_interrupted_operations(
-    conn: &mut AsyncPgConnection,
-    started_before: DateTime<Utc>,
-) -> QueryResult<usize> {
-    diesel::sql_query(
-        "UPDATE runtime_operation_log SET outcome = 'failed', finished_at = now(), \
-         error_message = 'interrupted: the process running the operation stopped' \
-         WHERE outcome = 'running' AND operation <> 'force_next_turn' AND started_at < $1",
-    )
-    .bind::<diesel::sql_types::Timestamptz, _>(started_before)
-    .execute(conn)
-    .await
-}
-
-/// Games with a container operation still running (in any process) that
-/// started after `started_after` (older ones are interrupted, see
-/// [`fail_interrupted_operations`]). The reconciler leaves them to it.
-pub async fn games_with_running_operations(
-    conn: &mut AsyncPgConnection,
-    started_after: DateTime<Utc>,
-) -> QueryResult<std::collections::HashSet<Uuid>> {
-    use runtime_operation_log::dsl as o;
-    let ids: Vec<Uuid> = o::runtime_operation_log
-        .filter(o::outcome.eq("running"))
-        .filter(o::operation.ne("force_next_turn"))
-        .filter(o::started_at.ge(started_after))
-        .select(o::game_id)
-        .distinct()
-        .load(conn)
-        .await?;
-    Ok(ids.into_iter().collect())
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = runtime_operation_log, check_for_backend(diesel::pg::Pg))]
-struct OperationRow {
-    id: Uuid,
-    game_id: Uuid,
-    operation: String,
-    actor: String,
-    started_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
-    outcome: String,
-    error_message: Option<String>,
-}
-
-impl From<OperationRow> for Operation {
-    fn from(r: OperationRow) -> Self {
-        Self {
-            id: r.id,
-            game_id: r.game_id,
-            operation: OperationKind::parse(&r.operation).unwrap_or(OperationKind::Start),
-            actor: r.actor,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            outcome: Outcome::parse(&r.outcome).unwrap_or(Outcome::Failed),
-            error_message: r.error_message,
-        }
-    }
-}
-
-/// A game's operations, newest first, and their total.
-pub async fn operations(
-    conn: &mut AsyncPgConnection,
-    game_id: Uuid,
-    offset: i64,
-    limit: i64,
-) -> QueryResult<(Vec<Operation>, i64)> {
-    let total = runtime_operation_log::table
-        .filter(runtime_operation_log::game_id.eq(game_id))
-        .count()
-        .get_result(conn)
-        .await?;
-    let rows: Vec<OperationRow> = runtime_operation_log::table
-        .filter(runtime_operation_log::game_id.eq(game_id))
-        .order((
-            runtime_operation_log::started_at.desc(),
-            runtime_operation_log::id.desc(),
-        ))
-        .offset(offset)
-        .limit(limit)
-        .select(OperationRow::as_select())
-        .load(conn)
-        .await?;
-    Ok((rows.into_iter().map(Into::into).collect(), total))
-}
-
-/// The start request each game was last started with (kept in the details
-/// of its start operations, see decision RUNTIME-2).
-pub async fn latest_start_requests(
-    conn: &mut AsyncPgConnection,
-) -> QueryResult<Vec<(Uuid, Value)>> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = SqlUuid)]
-        game_id: Uuid,
-        #[diesel(sql_type = diesel::sql_types::Jsonb)]
-        request: Value,
-    }
-    let rows: Vec<Row> = diesel::sql_query(
-        "SELECT DISTINCT ON (game_id) game_id, details -> 'request' AS request \
-         FROM runtime_operation_log WHERE operation = 'start' AND details ? 'request' \
-         ORDER BY game_id, started_at DESC, id DESC",
-    )
-    .load(conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.game_id, r.request)).collect())
 }
