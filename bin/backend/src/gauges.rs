@@ -1,66 +1,35 @@
-//! Queue and container gauges computed from the database: mail deliveries
-//! and notification routes by status, runtime containers by observed state.
-//! One grouped query every `INTERVAL` updates an in-memory snapshot; the
-//! gauges read the snapshot (gauge callbacks must not do I/O). Only runs when
-//! a metrics exporter is configured.
+//! Queue and container gauges: mail deliveries and notification routes by
+//! status, runtime containers by observed state, each counted by its own
+//! module's query. Every `INTERVAL` the counts refresh an in-memory
+//! snapshot; the gauges read the snapshot (gauge callbacks must not do I/O).
+//! Only runs when a metrics exporter is configured.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use diesel::sql_types::{BigInt, Text};
-use diesel_async::RunQueryDsl;
 use galaxy_db::Pool;
+use galaxy_runtime::ObservedState;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const INTERVAL: Duration = Duration::from_secs(15);
 
-/// Label values the schema allows (CHECK constraints of 00001_init), so
-/// every series exists — at 0 — from the first scrape.
+/// Label values the schema allows, so every series exists — at 0 — from the
+/// first scrape.
 const MAIL_STATUSES: &[&str] = &["pending", "retrying", "sent", "dead_lettered"];
-const ROUTE_STATUSES: &[&str] = &[
-    "pending",
-    "retrying",
-    "delivered",
-    "skipped",
-    "dead_lettered",
+const ROUTE_CHANNELS: &[&str] = &[
+    galaxy_notification::CHANNEL_PUSH,
+    galaxy_notification::CHANNEL_EMAIL,
 ];
-const ROUTE_CHANNELS: &[&str] = &["push", "email"];
-const CONTAINER_STATES: &[&str] = &["absent", "starting", "running", "exited", "failed"];
 
-const QUERY: &str = "\
-    SELECT 'mail' AS family, status AS a, '' AS b, count(*) AS n \
-      FROM mail_deliveries GROUP BY status \
-    UNION ALL \
-    SELECT 'route', status, channel, count(*) \
-      FROM notification_routes GROUP BY status, channel \
-    UNION ALL \
-    SELECT 'container', observed_state, '', count(*) \
-      FROM runtime_records GROUP BY observed_state";
+type Snapshot = Arc<Mutex<HashMap<(&'static str, String, String), i64>>>;
 
-#[derive(diesel::QueryableByName)]
-struct Row {
-    #[diesel(sql_type = Text)]
-    family: String,
-    #[diesel(sql_type = Text)]
-    a: String,
-    #[diesel(sql_type = Text)]
-    b: String,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-type Snapshot = Arc<Mutex<HashMap<(String, String, String), i64>>>;
-
-fn value(snapshot: &Snapshot, family: &str, a: &str, b: &str) -> i64 {
+fn value(snapshot: &Snapshot, family: &'static str, a: &str, b: &str) -> i64 {
     snapshot
         .lock()
         .ok()
-        .and_then(|m| {
-            m.get(&(family.to_owned(), a.to_owned(), b.to_owned()))
-                .copied()
-        })
+        .and_then(|m| m.get(&(family, a.to_owned(), b.to_owned())).copied())
         .unwrap_or(0)
 }
 
@@ -80,7 +49,7 @@ fn register(snapshot: &Snapshot) {
         "galaxy.notification.routes",
         "Notification routes by status and channel",
         move |o| {
-            for status in ROUTE_STATUSES {
+            for status in galaxy_notification::route_statuses() {
                 for channel in ROUTE_CHANNELS {
                     o.observe(
                         value(&s, "route", status, channel),
@@ -95,7 +64,8 @@ fn register(snapshot: &Snapshot) {
         "galaxy.runtime.containers",
         "Engine containers by observed state",
         move |o| {
-            for state in CONTAINER_STATES {
+            for state in ObservedState::ALL {
+                let state = state.as_str();
                 o.observe(value(&s, "container", state, ""), &[("state", state)]);
             }
         },
@@ -104,11 +74,28 @@ fn register(snapshot: &Snapshot) {
 
 async fn refresh(pool: &Pool, snapshot: &Snapshot) -> anyhow::Result<()> {
     let mut conn = pool.get().await?;
-    let rows: Vec<Row> = diesel::sql_query(QUERY).load(&mut conn).await?;
-    let fresh = rows
-        .into_iter()
-        .map(|r| ((r.family, r.a, r.b), r.n))
-        .collect();
+    let mail = galaxy_mail::status_counts(&mut conn).await?;
+    let routes = galaxy_notification::route_counts(&mut conn).await?;
+    let containers = galaxy_runtime::container_counts(&mut conn).await?;
+    let mut fresh: HashMap<(&'static str, String, String), i64> = [
+        ("pending", mail.pending),
+        ("retrying", mail.retrying),
+        ("sent", mail.sent),
+        ("dead_lettered", mail.dead_lettered),
+    ]
+    .into_iter()
+    .map(|(status, n)| (("mail", status.to_owned(), String::new()), n))
+    .collect();
+    fresh.extend(
+        routes
+            .into_iter()
+            .map(|(status, channel, n)| (("route", status, channel), n)),
+    );
+    fresh.extend(
+        containers
+            .into_iter()
+            .map(|(state, n)| (("container", state.as_str().to_owned(), String::new()), n)),
+    );
     if let Ok(mut m) = snapshot.lock() {
         *m = fresh;
     }

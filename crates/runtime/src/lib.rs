@@ -25,6 +25,7 @@ mod settings;
 mod state;
 mod workers;
 
+pub use db::container_counts;
 pub use docker::DockerDriver;
 pub use driver::{
     ContainerDriver, EngineSpec, EngineState, LABEL_BACKEND, LABEL_GAME, LABEL_VERSION,
