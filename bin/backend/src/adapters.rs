@@ -14,11 +14,9 @@ use galaxy_lobby::{
 };
 use galaxy_notification::{Intent, NotificationService, RecipientDirectory};
 use galaxy_runtime::{
-    Actor, EngineFailure, EngineFailureKind, RuntimeError, RuntimeEvents, RuntimeService,
-    StartPlayer, StartRequest,
+    Actor, EngineFailure, RuntimeError, RuntimeEvents, RuntimeService, StartPlayer, StartRequest,
 };
 use galaxy_user::{UserEvents, UserService};
-use serde_json::json;
 use uuid::Uuid;
 
 /// The user cache answers who may be reached and who is active.
@@ -69,25 +67,6 @@ async fn submit(notifications: &dyn NotificationService, intent: Intent) {
 }
 
 /// Idempotency keys are at most 200 characters (cut on a character boundary).
-fn key(parts: &[&str]) -> String {
-    parts
-        .join(":")
-        .chars()
-        .take(galaxy_notification::MAX_IDEMPOTENCY_KEY)
-        .collect()
-}
-
-/// Catalog text fields must be non-empty; an engine that failed without
-/// saying why still raises its alert.
-fn non_empty(text: &str) -> String {
-    let t = text.trim();
-    if t.is_empty() {
-        "no reason given".to_owned()
-    } else {
-        t.chars().take(2000).collect()
-    }
-}
-
 /// Submits an intent inside the caller's transaction (`conn`); the push
 /// runs once the caller has committed (decision HARD-14).
 async fn submit_in(
@@ -127,21 +106,10 @@ impl LobbyNotifier for LobbyNotifications {
         if recipients.is_empty() {
             return Ok(nothing());
         }
-        let joined_at = game
-            .member(account_id)
-            .map(|m| m.joined_at.timestamp_micros().to_string())
-            .unwrap_or_default();
-        let intent = Intent {
-            kind: galaxy_notification::LOBBY_MEMBER_JOINED.to_owned(),
-            idempotency_key: key(&[&game.id.to_string(), &account_id.to_string(), &joined_at]),
-            payload: json!({
-                "game_id": game.id,
-                "game_name": game.name,
-                "account_id": account_id,
-                "race_name": race_name,
-            }),
-            recipients,
-        };
+        let joined_at = game.member(account_id).map(|m| m.joined_at);
+        let intent = Intent::member_joined(
+            game.id, &game.name, account_id, race_name, joined_at, recipients,
+        );
         submit_in(&self.0, conn, intent).await
     }
 
@@ -150,16 +118,8 @@ impl LobbyNotifier for LobbyNotifications {
         conn: &mut AsyncPgConnection,
         game: &Game,
     ) -> Result<AfterCommit, ApiError> {
-        let started = game
-            .started_at
-            .map(|t| t.timestamp_micros().to_string())
-            .unwrap_or_default();
-        let intent = Intent {
-            kind: galaxy_notification::LOBBY_GAME_STARTED.to_owned(),
-            idempotency_key: key(&[&game.id.to_string(), &started]),
-            payload: json!({ "game_id": game.id, "game_name": game.name }),
-            recipients: game.members.iter().map(|m| m.account_id).collect(),
-        };
+        let recipients = game.members.iter().map(|m| m.account_id).collect();
+        let intent = Intent::game_started(game.id, &game.name, game.started_at, recipients);
         submit_in(&self.0, conn, intent).await
     }
 }
@@ -308,21 +268,13 @@ impl RuntimeEvents for RuntimeReactions {
         let (version, image) = record
             .map(|r| (r.engine_version, r.image))
             .unwrap_or_else(|| ("unknown".to_owned(), "unknown".to_owned()));
-        let mut payload = json!({
-            "game_id": game_id,
-            "engine_version": non_empty(&version),
-            "reason": non_empty(&failure.reason),
-        });
-        if failure.kind != EngineFailureKind::StartConfigInvalid {
-            payload["image"] = json!(non_empty(&image));
-        }
-        // The same failure repeated by the reconciler is one alert.
-        let intent = Intent {
-            kind: failure.kind.notification_kind().to_owned(),
-            idempotency_key: key(&[&game_id.to_string(), &version, &failure.reason]),
-            payload,
-            recipients: Vec::new(),
-        };
+        let intent = Intent::engine_failed(
+            failure.kind.notification_kind(),
+            game_id,
+            &version,
+            &image,
+            &failure.reason,
+        );
         submit(notifications.as_ref(), intent).await;
     }
 
@@ -338,12 +290,8 @@ impl RuntimeEvents for RuntimeReactions {
             // Only before the lobby is bound, or for a record without a game.
             return Ok(nothing());
         };
-        let intent = Intent {
-            kind: galaxy_notification::RUNTIME_TURN_GENERATED.to_owned(),
-            idempotency_key: key(&[&game_id.to_string(), &turn.to_string()]),
-            payload: json!({ "game_id": game_id, "game_name": game.name, "turn": turn }),
-            recipients: game.members.iter().map(|m| m.account_id).collect(),
-        };
+        let recipients = game.members.iter().map(|m| m.account_id).collect();
+        let intent = Intent::turn_generated(game_id, &game.name, turn, recipients);
         submit_in(notifications, conn, intent).await
     }
 }
