@@ -3,28 +3,22 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Utc};
 use galaxy_core::{AdminPrincipal, ApiError, PageQuery, Paged, Problem, UserPrincipal};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi};
 use uuid::Uuid;
 
-use crate::admin::NotificationAdmin;
 use crate::catalog;
 use crate::error::NotificationError;
-use crate::service::PgNotificationService;
-use crate::store::{self, STATUSES};
-use crate::views::{IntentDetail, IntentView, RouteView};
+use crate::service::NotificationService;
+use crate::store::STATUSES;
+use crate::views::{InboxItem, IntentDetail, IntentView, RouteView};
 
-type Service = web::Data<PgNotificationService>;
-type Admin = web::Data<dyn NotificationAdmin>;
+type Service = web::Data<dyn NotificationService>;
 
 /// Mounts the inbox and admin routes; `service` becomes app data.
-pub fn configure(cfg: &mut web::ServiceConfig, service: Arc<PgNotificationService>) {
-    let admin: Arc<dyn NotificationAdmin> = service.clone();
+pub fn configure(cfg: &mut web::ServiceConfig, service: Arc<dyn NotificationService>) {
     cfg.app_data(web::Data::from(service))
-        .app_data(web::Data::from(admin))
         .service(web::resource("/api/v1/user/notifications").get(inbox))
         .service(web::resource("/api/v1/user/notifications/{id}/read").post(mark_read))
         .service(web::resource("/api/v1/admin/notifications/intents").get(list_intents))
@@ -49,23 +43,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     NotificationDoc::openapi()
 }
 
-/// One inbox entry: a push notification addressed to the caller.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct InboxItem {
-    /// The route id (use it to mark the entry read, and as the `after`
-    /// cursor); the push frame's `id`.
-    pub id: Uuid,
-    /// The notification (intent) id, shared by every recipient; the push
-    /// frame's `event_id`.
-    pub event_id: Uuid,
-    pub kind: String,
-    /// The kind's payload (see docs/notifications.md).
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    pub created_at: DateTime<Utc>,
-    pub read_at: Option<DateTime<Utc>>,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InboxQuery {
@@ -75,10 +52,6 @@ pub struct InboxQuery {
     /// oldest first, at most `page_size` (`page` is ignored). The gateway's
     /// resume cursor.
     pub after: Option<Uuid>,
-}
-
-fn db<E: Into<NotificationError>>(e: E) -> ApiError {
-    ApiError::from(e.into())
 }
 
 /// The caller's notifications, newest first (or, with `after`, oldest first after a cursor).
@@ -102,35 +75,10 @@ async fn inbox(
 ) -> Result<web::Json<Paged<InboxItem>>, ApiError> {
     let page = page.into_inner().validate()?;
     let q = query.into_inner();
-    let mut conn = service.conn().await?;
-    let unread = q.unread == Some(true);
-    let (rows, total, page) = match q.after {
-        None => {
-            let (rows, total) = store::inbox(&mut conn, user.account_id, unread, page)
-                .await
-                .map_err(db)?;
-            (rows, total, page)
-        }
-        Some(after) => {
-            let (rows, total) =
-                store::inbox_after(&mut conn, user.account_id, after, unread, page.limit())
-                    .await
-                    .map_err(db)?
-                    .ok_or_else(|| ApiError::not_found("after: not one of your notifications"))?;
-            (rows, total, galaxy_core::Page { page: 1, ..page })
-        }
-    };
-    let items = rows
-        .into_iter()
-        .map(|r| InboxItem {
-            id: r.route_id,
-            event_id: r.intent_id,
-            kind: r.kind,
-            payload: r.payload,
-            created_at: r.created_at,
-            read_at: r.read_at,
-        })
-        .collect();
+    let (items, total, page) = service
+        .inbox(user.account_id, q.unread == Some(true), page, q.after)
+        .await?
+        .ok_or_else(|| ApiError::not_found("after: not one of your notifications"))?;
     Ok(web::Json(Paged::new(items, page, total)))
 }
 
@@ -152,11 +100,7 @@ async fn mark_read(
     user: UserPrincipal,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = service.conn().await?;
-    let n = store::mark_read(&mut conn, id.into_inner(), user.account_id)
-        .await
-        .map_err(db)?;
-    if n == 0 {
+    if !service.mark_read(id.into_inner(), user.account_id).await? {
         return Err(NotificationError::NotFound.into());
     }
     Ok(HttpResponse::NoContent().finish())
@@ -185,7 +129,7 @@ pub struct IntentsQuery {
 )]
 #[tracing::instrument(skip_all, fields(admin = %admin.username))]
 async fn list_intents(
-    service: Admin,
+    service: Service,
     admin: AdminPrincipal,
     page: web::Query<PageQuery>,
     query: web::Query<IntentsQuery>,
@@ -215,7 +159,7 @@ async fn list_intents(
 )]
 #[tracing::instrument(skip_all, fields(admin = %admin.username))]
 async fn intent_detail(
-    service: Admin,
+    service: Service,
     admin: AdminPrincipal,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<IntentDetail>, ApiError> {
@@ -243,7 +187,7 @@ pub struct RoutesQuery {
 )]
 #[tracing::instrument(skip_all, fields(admin = %admin.username))]
 async fn list_routes(
-    service: Admin,
+    service: Service,
     admin: AdminPrincipal,
     page: web::Query<PageQuery>,
     query: web::Query<RoutesQuery>,
@@ -282,7 +226,7 @@ async fn list_routes(
 )]
 #[tracing::instrument(skip_all, fields(admin = %admin.username))]
 async fn retry_route(
-    service: Admin,
+    service: Service,
     admin: AdminPrincipal,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {

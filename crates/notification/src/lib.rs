@@ -4,10 +4,12 @@
 //! admin views. See `docs/notifications.md` for the catalog.
 
 mod admin;
+mod admin_queries;
 mod catalog;
 mod error;
 mod follow;
 mod http;
+mod intents;
 mod model;
 mod outcome;
 mod push;
@@ -35,6 +37,6 @@ pub use http::{configure, openapi};
 pub use model::{NotificationSettings, PendingPush, RecipientDirectory, Submitted};
 pub use push::{PushGrpc, PushHub, Subscription};
 pub use service::{NotificationService, PgNotificationService};
-pub use store::skip_user_routes;
-pub use views::{IntentDetail, IntentView, RouteView};
+pub use store::{CHANNEL_EMAIL, CHANNEL_PUSH, route_counts, skip_user_routes};
+pub use views::{InboxItem, IntentDetail, IntentView, RouteView};
 pub use worker::NO_SUBSCRIBER;

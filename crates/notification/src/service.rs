@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use galaxy_core::Page;
 use galaxy_db::{DbError, Pool};
 use uuid::Uuid;
 
+use crate::admin::NotificationAdmin;
 use crate::catalog::Intent;
 use crate::error::NotificationError;
 use crate::model::{NotificationSettings, PendingPush, RecipientDirectory, Submitted};
@@ -14,10 +16,12 @@ use crate::outcome::OutcomeRecorder;
 use crate::push::PushHub;
 use crate::store;
 use crate::submit;
+use crate::views::InboxItem;
 
-/// Submitting notifications and reacting to account deletion.
+/// Submitting notifications, the user inbox, reacting to account deletion,
+/// and (through [`NotificationAdmin`]) the admin surface.
 #[async_trait::async_trait]
-pub trait NotificationService: Send + Sync + 'static {
+pub trait NotificationService: NotificationAdmin + Send + Sync + 'static {
     /// Validates and stores `intent` in its own transaction, then pushes its
     /// push routes to the subscribed gateways.
     async fn submit(&self, intent: Intent) -> Result<Submitted, NotificationError>;
@@ -39,6 +43,22 @@ pub trait NotificationService: Send + Sync + 'static {
     /// repeat skips nothing more); returns how many routes it skipped. The
     /// caller retries on an error (decision HARD-15).
     async fn on_user_deleted(&self, account_id: Uuid) -> Result<usize, NotificationError>;
+
+    /// A page of the account's inbox (its push notifications), newest
+    /// first; with `after` (one of its entries) instead the entries after
+    /// it, oldest first, at most a page — `None` when `after` is not one of
+    /// its entries. The entries, the total, and the page served.
+    async fn inbox(
+        &self,
+        account_id: Uuid,
+        unread_only: bool,
+        page: Page,
+        after: Option<Uuid>,
+    ) -> Result<Option<(Vec<InboxItem>, i64, Page)>, NotificationError>;
+
+    /// Marks one of the account's entries read (idempotent); `false` when
+    /// it is not one of the account's.
+    async fn mark_read(&self, route_id: Uuid, account_id: Uuid) -> Result<bool, NotificationError>;
 }
 
 /// The PostgreSQL implementation.
@@ -159,5 +179,48 @@ impl NotificationService for PgNotificationService {
         let n = store::skip_user_routes(&mut conn, account_id).await?;
         tracing::info!(account_id = %account_id, routes = n, "routes of deleted user skipped");
         Ok(n)
+    }
+
+    async fn inbox(
+        &self,
+        account_id: Uuid,
+        unread_only: bool,
+        page: Page,
+        after: Option<Uuid>,
+    ) -> Result<Option<(Vec<InboxItem>, i64, Page)>, NotificationError> {
+        let mut conn = self.conn().await?;
+        let (rows, total, page) = match after {
+            None => {
+                let (rows, total) = store::inbox(&mut conn, account_id, unread_only, page).await?;
+                (rows, total, page)
+            }
+            Some(after) => {
+                let found =
+                    store::inbox_after(&mut conn, account_id, after, unread_only, page.limit())
+                        .await?;
+                let Some((rows, total)) = found else {
+                    return Ok(None);
+                };
+                // A cursor page is one page, whatever `page` asked.
+                (rows, total, Page { page: 1, ..page })
+            }
+        };
+        let items = rows
+            .into_iter()
+            .map(|r| InboxItem {
+                id: r.route_id,
+                event_id: r.intent_id,
+                kind: r.kind,
+                payload: r.payload,
+                created_at: r.created_at,
+                read_at: r.read_at,
+            })
+            .collect();
+        Ok(Some((items, total, page)))
+    }
+
+    async fn mark_read(&self, route_id: Uuid, account_id: Uuid) -> Result<bool, NotificationError> {
+        let mut conn = self.conn().await?;
+        Ok(store::mark_read(&mut conn, route_id, account_id).await? > 0)
     }
 }

@@ -89,3 +89,20 @@ impl From<RouteRow> for RouteView {
         }
     }
 }
+
+/// One inbox entry: a push notification addressed to the caller.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InboxItem {
+    /// The route id (use it to mark the entry read, and as the `after`
+    /// cursor); the push frame's `id`.
+    pub id: Uuid,
+    /// The notification (intent) id, shared by every recipient; the push
+    /// frame's `event_id`.
+    pub event_id: Uuid,
+    pub kind: String,
+    /// The kind's payload (see docs/notifications.md).
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}
