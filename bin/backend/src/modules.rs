@@ -296,14 +296,12 @@ impl Modules {
         let users: Arc<dyn galaxy_user::UserService> = self.users.clone();
         let auth: Arc<dyn galaxy_auth::AuthService> = self.auth.clone();
         let admin: Arc<dyn galaxy_admin::AdminService> = self.admin.clone();
+        // The principal extractors of every module read these two.
         cfg.app_data(web::Data::from(user_resolver))
-            .app_data(web::Data::from(admin_resolver))
-            .app_data(web::Data::from(users))
-            .app_data(web::Data::from(auth))
-            .app_data(web::Data::from(admin))
-            .configure(galaxy_auth::configure)
-            .configure(galaxy_user::configure)
-            .configure(galaxy_admin::configure);
+            .app_data(web::Data::from(admin_resolver));
+        galaxy_auth::configure(cfg, auth);
+        galaxy_user::configure(cfg, users);
+        galaxy_admin::configure(cfg, admin);
         galaxy_notification::configure(cfg, self.notification.clone());
         let runtime: Arc<dyn galaxy_runtime::RuntimeService> = Arc::new(self.runtime.clone());
         galaxy_runtime::configure(cfg, runtime);

@@ -1,6 +1,8 @@
 //! `/api/v1/admin/auth/*`, `/api/v1/admin/admins`, `/api/v1/admin/users/*`
 //! (admin session, except login).
 
+use std::sync::Arc;
+
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use galaxy_auth::SessionView;
@@ -83,10 +85,12 @@ pub struct UserDetail {
 
 const MAX_PASSWORD: usize = 1024;
 
-/// Mounts the admin routes. Needs `web::Data<dyn AdminService>` and the
-/// `AdminSessionResolver` registered by the binary.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/v1/admin/auth/login").post(login))
+/// Mounts the admin routes with `service` as their app data. The
+/// `AdminSessionResolver` the principal extractor reads is app-wide (every module's
+/// routes share it) and registered by the binary.
+pub fn configure(cfg: &mut web::ServiceConfig, service: Arc<dyn AdminService>) {
+    cfg.app_data(web::Data::from(service))
+        .service(web::resource("/api/v1/admin/auth/login").post(login))
         .service(web::resource("/api/v1/admin/auth/logout").post(logout))
         .service(web::resource("/api/v1/admin/auth/password").post(change_password))
         .service(

@@ -196,9 +196,8 @@ fn main() {
                     RequestContext,
                 ))
                 .configure(galaxy_core::http::configure_extractors)
-                .app_data(web::Data::from(users_dyn.clone()))
                 .app_data(web::Data::from(resolver.clone()))
-                .configure(galaxy_user::configure)
+                .configure(|cfg| galaxy_user::configure(cfg, users_dyn.clone()))
         })
         .workers(WORKERS)
         .disable_signals()

@@ -1,5 +1,7 @@
 //! `/api/v1/auth/*`: the email-code flow (public) and own sessions.
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
@@ -59,10 +61,12 @@ pub struct OwnSession {
     pub current: bool,
 }
 
-/// Mounts the auth routes. Needs `web::Data<dyn AuthService>` and the
-/// `UserSessionResolver` registered by the binary.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/v1/auth/email-code").post(request_code))
+/// Mounts the auth routes with `service` as their app data. The
+/// `UserSessionResolver` the principal extractor reads is app-wide (every module's
+/// routes share it) and registered by the binary.
+pub fn configure(cfg: &mut web::ServiceConfig, service: Arc<dyn AuthService>) {
+    cfg.app_data(web::Data::from(service))
+        .service(web::resource("/api/v1/auth/email-code").post(request_code))
         .service(web::resource("/api/v1/auth/email-code/verify").post(verify_code))
         .service(web::resource("/api/v1/auth/logout").post(logout))
         .service(web::resource("/api/v1/auth/sessions").get(list_sessions))

@@ -1,5 +1,7 @@
 //! `/api/v1/user/me` (user session).
 
+use std::sync::Arc;
+
 use actix_web::{HttpResponse, web};
 use galaxy_core::{ApiError, Problem, UserPrincipal};
 use serde::Deserialize;
@@ -19,10 +21,11 @@ pub struct DisplayNameUpdate {
     pub display_name: String,
 }
 
-/// Mounts the user routes. Needs `web::Data<dyn UserService>` and a
-/// `UserSessionResolver` registered by the binary.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
+/// Mounts the user routes with `service` as their app data. The
+/// `UserSessionResolver` the principal extractor reads is app-wide (every module's
+/// routes share it) and registered by the binary.
+pub fn configure(cfg: &mut web::ServiceConfig, service: Arc<dyn UserService>) {
+    cfg.app_data(web::Data::from(service)).service(
         web::resource("/api/v1/user/me")
             .get(get_me)
             .patch(patch_me)
