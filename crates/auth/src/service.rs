@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::challenge::{self, NewChallenge};
 use crate::error::AuthError;
 use crate::retention;
-use crate::session::{self, Entry, SessionCache, SessionView};
+use crate::session::{self, Entry, Revoke, SessionCache, SessionView};
 use crate::token;
 
 /// A verify that failed with a wrong code counts against the challenge;
@@ -464,7 +464,7 @@ impl AuthService for PgAuthService {
             return Err(AuthError::SessionNotFound);
         }
         let mut conn = self.pool.get().await.map_err(db)?;
-        let revoked = session::revoke(&mut conn, &[session_id]).await?;
+        let revoked = session::revoke(&mut conn, Revoke::Ids(&[session_id])).await?;
         self.remove_from_cache(&[session_id]);
         if revoked.is_empty() {
             return Err(AuthError::SessionNotFound);
@@ -476,7 +476,7 @@ impl AuthService for PgAuthService {
     #[tracing::instrument(skip(self))]
     async fn revoke_all(&self, account_id: Uuid) -> Result<usize, AuthError> {
         let mut conn = self.pool.get().await.map_err(db)?;
-        let mut revoked = session::revoke_account(&mut conn, account_id).await?;
+        let mut revoked = session::revoke(&mut conn, Revoke::Account(account_id)).await?;
         // Also drop cached entries the statement did not return (none in the
         // normal case: the cache mirrors the table).
         revoked.extend(self.sessions.of_account(account_id).iter().map(|e| e.id));
@@ -537,7 +537,7 @@ impl UserEvents for PgAuthService {
         // A block completed late (after a crash) must not revoke a session
         // opened after an unblock that came meanwhile.
         let mut conn = self.pool.get().await.map_err(db)?;
-        let mut revoked = session::revoke_account_until(&mut conn, account_id, blocked_at)
+        let mut revoked = session::revoke(&mut conn, Revoke::AccountUntil(account_id, blocked_at))
             .await
             .map_err(db)?;
         revoked.extend(

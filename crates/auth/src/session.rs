@@ -266,65 +266,48 @@ pub(crate) async fn insert(
     .map(drop)
 }
 
-/// Revokes the given live sessions; returns the ids actually revoked.
-pub(crate) async fn revoke(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<Uuid>> {
-    conn.transaction(async |c| {
-        let revoked: Vec<Uuid> = diesel::update(
-            auth_sessions::table
-                .filter(auth_sessions::id.eq_any(ids))
-                .filter(auth_sessions::revoked_at.is_null()),
-        )
-        .set(auth_sessions::revoked_at.eq(Utc::now()))
-        .returning(auth_sessions::id)
-        .get_results(c)
-        .await?;
-        // Every backend drops them from its cache on commit.
-        announce(c, CHANNEL, &revoked).await?;
-        Ok(revoked)
-    })
-    .await
+/// Which live sessions a revoke ends.
+pub(crate) enum Revoke<'a> {
+    /// These sessions (a sign-out).
+    Ids(&'a [Uuid]),
+    /// Every live session of an account, including any the cache does not
+    /// hold (an account deleted).
+    Account(Uuid),
+    /// An account's live sessions created up to a moment (a block: sessions
+    /// made after it were made by an unblocked account).
+    AccountUntil(Uuid, DateTime<Utc>),
 }
 
-/// Revokes every live session of an account (including any the cache does
-/// not hold); returns their ids.
-pub(crate) async fn revoke_account(
+/// Revokes the live sessions `which` names; returns the ids actually revoked.
+pub(crate) async fn revoke(
     conn: &mut AsyncPgConnection,
-    account_id: Uuid,
+    which: Revoke<'_>,
 ) -> QueryResult<Vec<Uuid>> {
+    // One statement shape, the filter its only part that varies.
+    macro_rules! revoke_live {
+        ($c:expr, $filter:expr) => {
+            diesel::update(
+                auth_sessions::table
+                    .filter($filter)
+                    .filter(auth_sessions::revoked_at.is_null()),
+            )
+            .set(auth_sessions::revoked_at.eq(Utc::now()))
+            .returning(auth_sessions::id)
+            .get_results::<Uuid>($c)
+            .await?
+        };
+    }
     conn.transaction(async |c| {
-        let revoked: Vec<Uuid> = diesel::update(
-            auth_sessions::table
-                .filter(auth_sessions::account_id.eq(account_id))
-                .filter(auth_sessions::revoked_at.is_null()),
-        )
-        .set(auth_sessions::revoked_at.eq(Utc::now()))
-        .returning(auth_sessions::id)
-        .get_results(c)
-        .await?;
-        // Every backend drops them from its cache on commit.
-        announce(c, CHANNEL, &revoked).await?;
-        Ok(revoked)
-    })
-    .await
-}
-
-/// Revokes the live sessions of an account created up to `until`.
-pub(crate) async fn revoke_account_until(
-    conn: &mut AsyncPgConnection,
-    account_id: Uuid,
-    until: DateTime<Utc>,
-) -> QueryResult<Vec<Uuid>> {
-    conn.transaction(async |c| {
-        let revoked: Vec<Uuid> = diesel::update(
-            auth_sessions::table
-                .filter(auth_sessions::account_id.eq(account_id))
-                .filter(auth_sessions::created_at.le(until))
-                .filter(auth_sessions::revoked_at.is_null()),
-        )
-        .set(auth_sessions::revoked_at.eq(Utc::now()))
-        .returning(auth_sessions::id)
-        .get_results(c)
-        .await?;
+        let revoked = match which {
+            Revoke::Ids(ids) => revoke_live!(c, auth_sessions::id.eq_any(ids)),
+            Revoke::Account(account) => revoke_live!(c, auth_sessions::account_id.eq(account)),
+            Revoke::AccountUntil(account, until) => revoke_live!(
+                c,
+                auth_sessions::account_id
+                    .eq(account)
+                    .and(auth_sessions::created_at.le(until))
+            ),
+        };
         // Every backend drops them from its cache on commit.
         announce(c, CHANNEL, &revoked).await?;
         Ok(revoked)
