@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use actix_web::web::Bytes;
+use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::model::{Account, AccountFilter, AccountStatus};

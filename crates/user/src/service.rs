@@ -28,7 +28,7 @@ pub trait UserService: Send + Sync + 'static {
     fn account(&self, id: Uuid) -> Option<Account>;
     /// The account's status and its JSON (as `GET /api/v1/user/me` returns
     /// it), serialised once per write.
-    fn account_json(&self, id: Uuid) -> Option<(AccountStatus, actix_web::web::Bytes)>;
+    fn account_json(&self, id: Uuid) -> Option<(AccountStatus, bytes::Bytes)>;
     /// `true` when the account exists and is `active` (session resolution).
     fn is_active(&self, id: Uuid) -> bool;
     /// By normalised email, from the cache.
@@ -270,7 +270,7 @@ impl UserService for PgUserService {
         self.cache.get(id)
     }
 
-    fn account_json(&self, id: Uuid) -> Option<(AccountStatus, actix_web::web::Bytes)> {
+    fn account_json(&self, id: Uuid) -> Option<(AccountStatus, bytes::Bytes)> {
         self.cache.json(id)
     }
 
