@@ -1,12 +1,10 @@
-//! Page frame, error pages and small rendering helpers. Every value reaches
+//! Page frame and small rendering helpers (error pages: `error`). Every value reaches
 //! the page through maud, which escapes it; nothing is inserted raw.
 
-use std::fmt;
-
+use actix_web::HttpResponse;
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, ResponseError};
 use chrono::{DateTime, Utc};
-use galaxy_core::{ApiError, Paged};
+use galaxy_core::Paged;
 use maud::{DOCTYPE, Markup, html};
 
 use crate::session::ConsoleAdmin;
@@ -90,120 +88,6 @@ pub fn done(admin: &ConsoleAdmin, message: &str, back: &str) -> HttpResponse {
             p { a href=(back) { "Back" } }
         },
     )
-}
-
-/// An error as a page. `SignedOut` on a GET sends the browser to the login.
-#[derive(Debug)]
-pub enum ConsoleError {
-    SignedOut,
-    Page {
-        status: StatusCode,
-        code: String,
-        detail: String,
-    },
-}
-
-impl ConsoleError {
-    pub fn forbidden(detail: &str) -> Self {
-        Self::Page {
-            status: StatusCode::FORBIDDEN,
-            code: "forbidden".to_owned(),
-            detail: detail.to_owned(),
-        }
-    }
-
-    pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::Page {
-            status: StatusCode::BAD_REQUEST,
-            code: "validation_failed".to_owned(),
-            detail: detail.into(),
-        }
-    }
-
-    pub fn not_found(detail: &str) -> Self {
-        Self::Page {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found".to_owned(),
-            detail: detail.to_owned(),
-        }
-    }
-
-    /// The module error's problem, as a page (same status, code and detail).
-    pub fn api(e: impl Into<ApiError>) -> Self {
-        let e: ApiError = e.into();
-        let mut detail = e.detail().to_owned();
-        for f in e.field_errors() {
-            detail.push_str(&format!("; {}: {}", f.field, f.message));
-        }
-        Self::Page {
-            status: StatusCode::from_u16(e.status_u16())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            code: e.code().to_owned(),
-            detail,
-        }
-    }
-
-    /// The code recorded in the audit log.
-    pub fn code(&self) -> &str {
-        match self {
-            Self::SignedOut => "signed_out",
-            Self::Page { code, .. } => code,
-        }
-    }
-}
-
-impl fmt::Display for ConsoleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::SignedOut => f.write_str("signed out"),
-            Self::Page { code, detail, .. } => write!(f, "{code}: {detail}"),
-        }
-    }
-}
-
-impl ResponseError for ConsoleError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::SignedOut => StatusCode::SEE_OTHER,
-            Self::Page { status, .. } => *status,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match self {
-            Self::SignedOut => HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/console/login"))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .finish(),
-            Self::Page {
-                status,
-                code,
-                detail,
-            } => {
-                let title = status.canonical_reason().unwrap_or("Error");
-                public_page(
-                    *status,
-                    title,
-                    html! {
-                        p.error { (detail) }
-                        p { "Code: " code { (code) } }
-                        p { a href="/console" { "Console home" } }
-                    },
-                )
-            }
-        }
-    }
-}
-
-/// `.html()?` turns a module error into an error page.
-pub trait OrPage<T> {
-    fn html(self) -> Result<T, ConsoleError>;
-}
-
-impl<T, E: Into<ApiError>> OrPage<T> for Result<T, E> {
-    fn html(self) -> Result<T, ConsoleError> {
-        self.map_err(ConsoleError::api)
-    }
 }
 
 pub fn time(t: &DateTime<Utc>) -> String {

@@ -7,6 +7,7 @@
 
 mod audit;
 mod audit_api;
+mod error;
 mod html;
 mod pages;
 mod session;
@@ -26,7 +27,7 @@ use galaxy_runtime::RuntimeService;
 
 pub use audit::{AuditEntry, AuditLog};
 pub use audit_api::{audit_api, configure as configure_audit_api, openapi};
-pub use html::ConsoleError;
+pub use error::ConsoleError;
 pub use session::{CookiePolicy, LOGIN_COOKIE, SESSION_COOKIE};
 
 /// What the console reads and acts through: the admin API's own services.

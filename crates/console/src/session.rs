@@ -17,7 +17,7 @@ use galaxy_core::{AdminPrincipal, AdminSessionResolver};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::html::ConsoleError;
+use crate::error::ConsoleError;
 
 pub const SESSION_COOKIE: &str = "galaxy_console";
 /// Double-submit value of the login form (there is no session yet).

@@ -5,7 +5,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use galaxy_db::column;
 use uuid::Uuid;
 
-/// A rendered mail ready for the outbox (see [`crate::templates`]).
+/// A rendered mail ready for the outbox (the templates module renders it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMail {
     /// The template kind, e.g. `auth.login_code`.

@@ -6,7 +6,8 @@ use maud::html;
 use serde::Deserialize;
 
 use crate::Console;
-use crate::html::{self, ConsoleError, OrPage};
+use crate::error::{ConsoleError, OrPage};
+use crate::html;
 use crate::pages::{ListQuery, audited};
 use crate::session::ConsoleAdmin;
 

@@ -8,7 +8,8 @@ use galaxy_lobby::GameStatus;
 use maud::html;
 
 use crate::Console;
-use crate::html::{self, ConsoleError, OrPage};
+use crate::error::{ConsoleError, OrPage};
+use crate::html;
 use crate::session::ConsoleAdmin;
 
 const LATEST: Page = Page {

@@ -8,7 +8,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::Console;
-use crate::html::{self, ConsoleError, OrPage};
+use crate::error::{ConsoleError, OrPage};
+use crate::html;
 use crate::pages::{CsrfForm, audited};
 use crate::session::{self, ConsoleAdmin, LOGIN_COOKIE, SESSION_COOKIE};
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::Console;
 use crate::audit::Record;
-use crate::html::{ConsoleError, OrPage};
+use crate::error::{ConsoleError, OrPage};
 use crate::session::ConsoleAdmin;
 
 /// A form with only its CSRF value (one-button actions). A missing value is

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::Console;
-use crate::html::{self, ConsoleError, OrPage};
+use crate::error::{ConsoleError, OrPage};
+use crate::html;
 use crate::pages::{ListQuery, audited};
 use crate::session::ConsoleAdmin;
 

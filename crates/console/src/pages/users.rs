@@ -8,7 +8,8 @@ use maud::html;
 use uuid::Uuid;
 
 use crate::Console;
-use crate::html::{self, ConsoleError, OrPage};
+use crate::error::{ConsoleError, OrPage};
+use crate::html;
 use crate::pages::{CsrfForm, ListQuery, audited};
 use crate::session::ConsoleAdmin;
 
