@@ -1,13 +1,11 @@
 //! The stack's PostgreSQL: throwaway (the test harness's private server,
 //! removed with its data when dropped) or kept under `--data DIR`; and the
-//! one question cleanup asks it — which games exist, so their engine
-//! volumes can be found.
+//! one question cleanup asks it — which games ran engines, so their engine
+//! volumes can be found (the runtime's query answers it).
 
 use std::time::Duration;
 
 use anyhow::Context;
-use diesel::sql_types::Bool;
-use diesel_async::RunQueryDsl;
 use galaxy_testdb::PrivateServer;
 use uuid::Uuid;
 
@@ -61,19 +59,8 @@ impl Database {
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct Present {
-    #[diesel(sql_type = Bool)]
-    present: bool,
-}
-
-#[derive(diesel::QueryableByName)]
-struct GameId {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    id: Uuid,
-}
-
-/// Every game in the stack's database (none before migrations ran).
+/// Every game of the stack's database that ran an engine (none before
+/// migrations ran): their engine volumes are the stack's.
 pub async fn games(dsn: &str) -> anyhow::Result<Vec<Uuid>> {
     let url = galaxy_db::DatabaseUrl::parse(dsn, Duration::from_secs(10))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -81,15 +68,5 @@ pub async fn games(dsn: &str) -> anyhow::Result<Vec<Uuid>> {
         .await
         .context("connecting took over 10 s")?
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let present: Present =
-        diesel::sql_query("SELECT to_regclass('backend.games') IS NOT NULL AS present")
-            .get_result(&mut conn)
-            .await?;
-    if !present.present {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<GameId> = diesel::sql_query("SELECT id FROM backend.games")
-        .load(&mut conn)
-        .await?;
-    Ok(ids.into_iter().map(|g| g.id).collect())
+    Ok(galaxy_runtime::recorded_games(&mut conn).await?)
 }

@@ -340,3 +340,26 @@ pub async fn container_counts(
         .filter_map(|(state, n)| Some((ObservedState::parse(&state)?, n)))
         .collect())
 }
+
+#[derive(QueryableByName)]
+struct Present {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    present: bool,
+}
+
+/// Every game with a runtime record, that is every game whose engine volume
+/// may exist (for tools that clean a stack up); none before the migrations
+/// created the table.
+pub async fn recorded_games(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Uuid>> {
+    let table: Present =
+        diesel::sql_query("SELECT to_regclass('runtime_records') IS NOT NULL AS present")
+            .get_result(conn)
+            .await?;
+    if !table.present {
+        return Ok(Vec::new());
+    }
+    runtime_records::table
+        .select(runtime_records::game_id)
+        .load(conn)
+        .await
+}

@@ -25,7 +25,7 @@ mod settings;
 mod state;
 mod workers;
 
-pub use db::container_counts;
+pub use db::{container_counts, recorded_games};
 pub use docker::DockerDriver;
 pub use driver::{
     ContainerDriver, EngineSpec, EngineState, LABEL_BACKEND, LABEL_GAME, LABEL_VERSION,
