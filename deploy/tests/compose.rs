@@ -32,9 +32,8 @@ fn with_file_forms(known: &[&str]) -> BTreeSet<String> {
 #[test]
 fn every_variable_compose_gives_a_binary_is_one_it_knows() {
     let env = service_environment(&compose());
-    let backend: Vec<&str> = galaxy_backend::config::VARIABLES
-        .iter()
-        .map(|(n, _, _)| *n)
+    let backend: Vec<&str> = galaxy_backend::config::variables()
+        .map(|v| v.name)
         .collect();
     let gateway: Vec<&str> = galaxy_gateway::settings::VARIABLES
         .iter()

@@ -78,8 +78,8 @@ fn main() -> ExitCode {
     // Exporters are built inside the runtime (the OTLP channel's task lives
     // on it); `migrate` only logs.
     let settings = match command.as_str() {
-        "migrate" => galaxy_telemetry::TelemetrySettings::logs_only(&config.log_filter),
-        _ => telemetry::settings(&config),
+        "migrate" => galaxy_telemetry::TelemetrySettings::logs_only(&config.telemetry.log_filter),
+        _ => config.telemetry.clone(),
     };
     let installed = {
         let _rt = runtime.enter();
@@ -107,10 +107,13 @@ fn main() -> ExitCode {
             "migrate" => serve::migrate_only(&config).await,
             _ => {
                 let scrape = match telemetry_guard.prometheus() {
-                    Some(scrape) => Some(telemetry::serve_scrape(
-                        config.otel.prometheus_listen,
-                        scrape,
-                    )?),
+                    Some(scrape) => {
+                        // Always set by `TelemetrySettings::from_env`.
+                        let addr = config.telemetry.prometheus_listen.ok_or_else(|| {
+                            anyhow::anyhow!("BACKEND_OTEL_PROMETHEUS_LISTEN_ADDR: not set")
+                        })?;
+                        Some(telemetry::serve_scrape(addr, scrape)?)
+                    }
                     None => None,
                 };
                 let served = serve::serve(config, geo).await;

@@ -16,9 +16,7 @@ use actix_web::web;
 use galaxy_core::{Readiness, ReadyFlag};
 use galaxy_db::Pool;
 use galaxy_db::announce::{Coherent, Listener, ListenerSettings};
-use galaxy_notification::{
-    NotificationService, NotificationSettings, PgNotificationService, PushGrpc, PushHub,
-};
+use galaxy_notification::{NotificationService, PgNotificationService, PushGrpc, PushHub};
 
 use crate::adapters::{
     Accounts, LobbyNotifications, LobbyRuntime, RuntimeReactions, UserDeletedFanout,
@@ -26,7 +24,7 @@ use crate::adapters::{
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ImagePullPolicy, SmtpTlsMode};
+use crate::config::Config;
 
 /// How often the per-request country counters are written (one upsert).
 const COUNTER_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -53,56 +51,11 @@ pub struct Modules {
     users: Arc<galaxy_user::PgUserService>,
     auth: Arc<galaxy_auth::PgAuthService>,
     admin: Arc<galaxy_admin::PgAdminService>,
-    admin_bootstrap: Option<(String, galaxy_core::env::Secret)>,
+    admin_bootstrap: Option<galaxy_admin::Bootstrap>,
     identity_ready: ReadyFlag,
     /// The admin audit log (API middleware and console) and the console's cookie policy.
     audit: Arc<galaxy_console::AuditLog>,
     console_cookies: galaxy_console::CookiePolicy,
-}
-
-fn mail_settings(config: &Config) -> galaxy_mail::Settings {
-    let smtp = &config.smtp;
-    let mut s = galaxy_mail::SmtpSettings::new(
-        smtp.host.clone(),
-        smtp.port,
-        match smtp.tls_mode {
-            SmtpTlsMode::StartTls => galaxy_mail::TlsMode::StartTls,
-            SmtpTlsMode::Tls => galaxy_mail::TlsMode::Tls,
-            SmtpTlsMode::None => galaxy_mail::TlsMode::None,
-        },
-        smtp.from.clone(),
-    );
-    s.username = smtp.username.clone();
-    s.password = smtp.password.expose().to_owned();
-    s.timeout = smtp.timeout;
-    galaxy_mail::Settings {
-        smtp: s,
-        worker: galaxy_mail::WorkerSettings {
-            interval: config.mail.worker_interval,
-            max_attempts: config.mail.max_attempts,
-            retry_base: config.mail.retry_base,
-            retry_max: config.mail.retry_max,
-            lease: config.mail.claim_lease,
-            connections: config.mail.smtp_connections,
-            ..galaxy_mail::WorkerSettings::default()
-        },
-    }
-}
-
-fn runtime_settings(config: &Config) -> galaxy_runtime::RuntimeSettings {
-    galaxy_runtime::RuntimeSettings {
-        docker_host: config.docker.host.clone(),
-        network: config.docker.network.clone(),
-        pull_policy: match config.runtime.image_pull_policy {
-            ImagePullPolicy::IfMissing => galaxy_runtime::PullPolicy::IfMissing,
-            ImagePullPolicy::Always => galaxy_runtime::PullPolicy::Always,
-            ImagePullPolicy::Never => galaxy_runtime::PullPolicy::Never,
-        },
-        start_timeout: config.runtime.start_timeout,
-        reconcile_interval: config.runtime.reconcile_interval,
-        turn_tick_interval: config.runtime.turn_tick_interval,
-        limits: galaxy_runtime::ResourceLimits::default(),
-    }
 }
 
 impl Modules {
@@ -128,17 +81,13 @@ impl Modules {
             pool.clone(),
             PushHub::new(),
             Arc::new(Accounts(users.clone())),
-            NotificationSettings::new(
-                config.notification.worker_interval,
-                config.notification.max_attempts,
-                config.notification.admin_email.clone(),
-            ),
+            config.notification.clone(),
         ));
         // Runtime and lobby react to each other: the runtime's events are
         // bound to the lobby once both exist.
         let reactions = Arc::new(RuntimeReactions::default());
         let runtime =
-            galaxy_runtime::Runtime::new(pool.clone(), runtime_settings(config), reactions.clone())
+            galaxy_runtime::Runtime::new(pool.clone(), config.runtime.clone(), reactions.clone())
                 .map_err(|e| anyhow::anyhow!("BACKEND_DOCKER_HOST: {e}"))?;
         let runtime_service: Arc<dyn galaxy_runtime::RuntimeService> = Arc::new(runtime.clone());
         let lobby = galaxy_lobby::PgLobby::new(
@@ -151,7 +100,7 @@ impl Modules {
         let _ = reactions.lobby.set(lobby.clone());
         let _ = reactions.runtime.set(runtime_service);
         let _ = reactions.notifications.set(notification.clone());
-        let mail_settings = mail_settings(config);
+        let mail_settings = config.mail.clone();
         // Fails fast on a From address mail-send cannot use.
         galaxy_mail::Mailer::new(&mail_settings.smtp)
             .map_err(|e| anyhow::anyhow!("BACKEND_SMTP_FROM / TLS client: {e}"))?;
@@ -166,14 +115,7 @@ impl Modules {
             users.clone(),
             geo.clone(),
             counters.clone(),
-            galaxy_auth::AuthSettings {
-                session_ttl: config.auth.session_ttl,
-                code_ttl: config.auth.code_ttl,
-                email_code_limit: config.auth.email_code_limit,
-                ip_code_limit: config.auth.ip_code_limit,
-                challenge_retention: config.auth.challenge_retention,
-                session_retention: config.auth.session_retention,
-            },
+            config.auth,
         ));
         // Auth listens first: other listeners see the sessions already revoked.
         galaxy_user::UserService::add_listener(users.as_ref(), auth.clone());
@@ -188,25 +130,15 @@ impl Modules {
             pool.clone(),
             users.clone(),
             auth.clone(),
-            galaxy_admin::AdminSettings {
-                session_ttl: config.admin.session_ttl,
-                login_limit: config.admin.login_limit,
-                hash_concurrency: config.admin.hash_concurrency,
-            },
+            config.admin.service.clone(),
         ));
         Ok(Self {
             audit: Arc::new(galaxy_console::AuditLog::new(pool.clone())),
-            console_cookies: galaxy_console::CookiePolicy {
-                secure: !config.admin.console_insecure_cookie,
-            },
+            console_cookies: config.console_cookies,
             users,
             auth,
             admin,
-            admin_bootstrap: config
-                .admin
-                .bootstrap_user
-                .clone()
-                .map(|u| (u, config.admin.bootstrap_password.clone())),
+            admin_bootstrap: config.admin.bootstrap.clone(),
             identity_ready: readiness.flag("identity_caches"),
             mail,
             mail_settings,
@@ -263,7 +195,7 @@ impl Modules {
         let bootstrap = self
             .admin_bootstrap
             .as_ref()
-            .map(|(u, p)| (u.as_str(), p.expose()));
+            .map(|b| (b.username.as_str(), b.password.expose()));
         self.admin.warm(bootstrap).await?;
         self.identity_ready.set_ready();
         self.runtime.warm().await?;

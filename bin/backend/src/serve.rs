@@ -11,10 +11,10 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use galaxy_core::{ApiError, Readiness, ReadyFlag, RequestContext};
 use galaxy_db::leader::{ElectionSettings, Leadership};
-use galaxy_db::{MigrateError, PoolSettings, PostgresCheck, build_pool};
+use galaxy_db::{MigrateError, PostgresCheck, build_pool};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, SmtpTlsMode};
+use crate::config::Config;
 use crate::grpc::GrpcListener;
 use crate::modules::Modules;
 
@@ -29,20 +29,14 @@ pub async fn migrate_only(config: &Config) -> anyhow::Result<()> {
 
 /// `galaxy-backend serve`.
 pub async fn serve(config: Config, geo: galaxy_geo::GeoIp) -> anyhow::Result<()> {
-    if config.smtp.tls_mode == SmtpTlsMode::None {
+    if config.mail.smtp.tls == galaxy_mail::TlsMode::None {
         tracing::warn!(
             "BACKEND_SMTP_TLS_MODE=none: mail is sent in plaintext; use only for local development"
         );
     }
     let shutdown = CancellationToken::new();
     let readiness = Readiness::new();
-    let pool = build_pool(
-        &config.postgres.url,
-        PoolSettings {
-            max_connections: config.postgres.max_connections,
-            ..PoolSettings::default()
-        },
-    );
+    let pool = build_pool(&config.postgres.url, config.postgres.pool);
     readiness.add_check("postgres", PostgresCheck::new(pool.clone()));
     let migrated = readiness.flag("migrations");
     let grpc_bound = readiness.flag("grpc_listener");

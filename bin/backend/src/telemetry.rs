@@ -1,6 +1,7 @@
-//! Telemetry wiring: config → exporter settings, the request observer that
-//! links HTTP spans to incoming `traceparent` and records request metrics,
-//! and the Prometheus scrape listener (its own port, never the public one).
+//! Telemetry wiring (its settings are read by `galaxy_telemetry`): the
+//! request observer that links HTTP spans to incoming `traceparent` and
+//! records request metrics, and the Prometheus scrape listener (its own
+//! port, never the public one).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -10,29 +11,7 @@ use actix_web::http::header::HeaderMap;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use galaxy_core::RequestObserver;
-use galaxy_telemetry::{MetricsExporter, PrometheusScrape, TelemetrySettings, TracesExporter};
-
-use crate::config::{Config, Exporter};
-
-pub fn settings(config: &Config) -> TelemetrySettings {
-    let otel = &config.otel;
-    TelemetrySettings {
-        log_filter: config.log_filter.clone(),
-        traces: match otel.traces_exporter {
-            Exporter::Otlp => TracesExporter::Otlp,
-            Exporter::Stdout => TracesExporter::Stdout,
-            Exporter::None | Exporter::Prometheus => TracesExporter::None,
-        },
-        metrics: match otel.metrics_exporter {
-            Exporter::Otlp => MetricsExporter::Otlp,
-            Exporter::Stdout => MetricsExporter::Stdout,
-            Exporter::Prometheus => MetricsExporter::Prometheus,
-            Exporter::None => MetricsExporter::None,
-        },
-        prometheus_listen: Some(otel.prometheus_listen),
-        service_name: galaxy_telemetry::service_name_from_env(),
-    }
-}
+use galaxy_telemetry::PrometheusScrape;
 
 /// Notes when SIGTERM/SIGINT arrives so the telemetry flush after the drain
 /// gets what is left of `BACKEND_SHUTDOWN_TIMEOUT` (the serve loop listens

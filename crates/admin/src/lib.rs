@@ -11,6 +11,7 @@ mod password;
 mod routes;
 pub mod schema;
 mod service;
+mod settings;
 
 pub use error::AdminError;
 pub use limiter::HashGate;
@@ -19,3 +20,4 @@ pub use routes::{
     openapi,
 };
 pub use service::{ADMIN_TOKEN_PREFIX, AdminService, AdminSettings, AdminView, PgAdminService};
+pub use settings::{Bootstrap, Settings, VARIABLES};

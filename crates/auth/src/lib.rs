@@ -15,6 +15,7 @@ mod routes;
 pub mod schema;
 mod service;
 mod session;
+mod settings;
 mod token;
 
 pub use error::AuthError;
@@ -23,4 +24,5 @@ pub use routes::{
 };
 pub use service::{AuthService, AuthSettings, PgAuthService, SignIn};
 pub use session::SessionView;
+pub use settings::VARIABLES;
 pub use token::USER_TOKEN_PREFIX;

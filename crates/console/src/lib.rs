@@ -11,6 +11,7 @@ mod error;
 mod html;
 mod pages;
 mod session;
+mod settings;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ pub use audit::{AuditEntry, AuditLog};
 pub use audit_api::{audit_api, configure as configure_audit_api, openapi};
 pub use error::ConsoleError;
 pub use session::{CookiePolicy, LOGIN_COOKIE, SESSION_COOKIE};
+pub use settings::VARIABLES;
 
 /// What the console reads and acts through: the admin API's own services.
 #[derive(Clone)]

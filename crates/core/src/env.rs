@@ -7,6 +7,10 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod variables;
+
+pub use variables::{REQUIRED, Reader, Variable, looks_like_email};
+
 /// A configuration error: which variable, and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}: {problem}")]

@@ -1,9 +1,10 @@
-//! PostgreSQL access for every module: the connection pool (with
-//! `search_path` and a statement timeout applied to every connection) and the
-//! embedded migrations, run under an advisory lock — and the one mapping
-//! of database errors to problem responses (`From<DbError> for ApiError`);
-//! among several backends, the leader election ([`leader`]) and the change
-//! announcements every cache follows ([`announce`]).
+//! PostgreSQL access for every module: its settings (`BACKEND_POSTGRES_*`),
+//! the connection pool (with `search_path` and a statement timeout applied to
+//! every connection) and the embedded migrations, run under an advisory lock
+//! — and the one mapping of database errors to problem responses
+//! (`From<DbError> for ApiError`); among several backends, the leader
+//! election ([`leader`]) and the change announcements every cache follows
+//! ([`announce`]).
 
 pub mod announce;
 mod bind;
@@ -12,6 +13,7 @@ mod error;
 pub mod leader;
 mod migrate;
 mod pool;
+mod settings;
 
 pub use bind::column;
 pub use diesel_async::AsyncPgConnection;
@@ -19,3 +21,4 @@ pub use dsn::{DatabaseUrl, DsnError};
 pub use error::{RETRY_AFTER_SECS, api_error, is_transient};
 pub use migrate::{MIGRATIONS, MigrateError, migrate};
 pub use pool::{DbError, Pool, PoolSettings, PooledConn, PostgresCheck, build_pool, establish};
+pub use settings::{Settings, VARIABLES};

@@ -13,9 +13,11 @@ mod error;
 pub mod fixture;
 mod reader;
 pub mod schema;
+mod settings;
 mod store;
 
 pub use counters::CountryCounters;
 pub use error::GeoError;
 pub use reader::GeoIp;
+pub use settings::{Settings, VARIABLES};
 pub use store::{CountryCounter, counters_for};

@@ -24,7 +24,9 @@ pub use http::{configure, openapi};
 pub use outbox::{NewMail, enqueue, enqueue_many, enqueue_many_as};
 pub use outcomes::{DeliveryChange, DeliveryOutcomes, DeliveryState, NoOutcomes};
 pub use service::{Attempt, Delivery, MailError, MailService, PgMailService};
-pub use settings::{MAX_SMTP_CONNECTIONS, Settings, SmtpSettings, TlsMode, WorkerSettings};
+pub use settings::{
+    MAX_SMTP_CONNECTIONS, Settings, SmtpSettings, TlsMode, VARIABLES, WorkerSettings,
+};
 pub use smtp::{Mailer, Outgoing, SendFailure, SmtpSetupError};
 pub use store::{StatusCounts, status_counts};
 pub use templates::TemplateError;

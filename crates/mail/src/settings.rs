@@ -1,5 +1,60 @@
+//! The mail module's settings: the SMTP relay (`BACKEND_SMTP_*`) and the
+//! delivery worker (`BACKEND_MAIL_*`), read and checked together because
+//! the worker's lease is bounded by the relay's timeout.
+
 use std::fmt;
 use std::time::Duration;
+
+use galaxy_core::env::{ConfigError, Env, REQUIRED, Reader, Variable, looks_like_email};
+
+/// The variables this crate reads (SYSTEM.md §3).
+pub const VARIABLES: &[Variable] = &[
+    Variable::new("BACKEND_SMTP_HOST", REQUIRED, "SMTP relay host"),
+    Variable::new("BACKEND_SMTP_PORT", "587", "SMTP relay port"),
+    Variable::new(
+        "BACKEND_SMTP_USERNAME",
+        "",
+        "SMTP AUTH user (AUTH only when set)",
+    ),
+    Variable::new("BACKEND_SMTP_PASSWORD", "", "SMTP AUTH password"),
+    Variable::new(
+        "BACKEND_SMTP_TLS_MODE",
+        "starttls",
+        "`starttls`, `tls` (implicit TLS), `none` (plaintext; local development only, warned at start)",
+    ),
+    Variable::new(
+        "BACKEND_SMTP_TIMEOUT",
+        "30s",
+        "bound on connecting and on each SMTP step; `BACKEND_MAIL_CLAIM_LEASE` must be at least twice it",
+    ),
+    Variable::new("BACKEND_SMTP_FROM", REQUIRED, "envelope and header From"),
+    Variable::new("BACKEND_MAIL_WORKER_INTERVAL", "2s", "outbox scan period"),
+    Variable::new(
+        "BACKEND_MAIL_MAX_ATTEMPTS",
+        "8",
+        "attempts per cycle before dead-letter",
+    ),
+    Variable::new(
+        "BACKEND_MAIL_RETRY_BASE",
+        "10s",
+        "exponential backoff lower bound (with jitter)",
+    ),
+    Variable::new(
+        "BACKEND_MAIL_RETRY_MAX",
+        "30m",
+        "exponential backoff upper bound",
+    ),
+    Variable::new(
+        "BACKEND_MAIL_CLAIM_LEASE",
+        "5m",
+        "how long a claimed delivery stays invisible to other workers; a row claimed by a process that died is due again after it",
+    ),
+    Variable::new(
+        "BACKEND_MAIL_SMTP_CONNECTIONS",
+        "1",
+        "SMTP sessions one worker batch is sent over at once (1 to 32), so a backlog after a relay outage drains that many times faster",
+    ),
+];
 
 /// How the SMTP session is secured (`BACKEND_SMTP_TLS_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,4 +166,183 @@ impl Default for WorkerSettings {
 pub struct Settings {
     pub smtp: SmtpSettings,
     pub worker: WorkerSettings,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let r = Reader::new(env, VARIABLES);
+        let smtp = smtp_from_env(&r)?;
+        let worker = WorkerSettings {
+            interval: r.duration("BACKEND_MAIL_WORKER_INTERVAL")?,
+            max_attempts: r.count("BACKEND_MAIL_MAX_ATTEMPTS")?,
+            retry_base: r.duration("BACKEND_MAIL_RETRY_BASE")?,
+            retry_max: r.duration("BACKEND_MAIL_RETRY_MAX")?,
+            lease: r.duration("BACKEND_MAIL_CLAIM_LEASE")?,
+            connections: r.count("BACKEND_MAIL_SMTP_CONNECTIONS")?,
+            ..WorkerSettings::default()
+        };
+        if worker.connections > MAX_SMTP_CONNECTIONS {
+            return Err(ConfigError::new(
+                "BACKEND_MAIL_SMTP_CONNECTIONS",
+                format!("must be at most {MAX_SMTP_CONNECTIONS}"),
+            ));
+        }
+        // A claimed row must stay leased while its try can still be running:
+        // connect and each SMTP step are bounded by the timeout.
+        if worker.lease < smtp.timeout * 2 {
+            return Err(ConfigError::new(
+                "BACKEND_MAIL_CLAIM_LEASE",
+                format!(
+                    "must be at least twice BACKEND_SMTP_TIMEOUT ({}s)",
+                    smtp.timeout.as_secs_f64()
+                ),
+            ));
+        }
+        if worker.retry_max < worker.retry_base {
+            return Err(ConfigError::new(
+                "BACKEND_MAIL_RETRY_MAX",
+                "must not be shorter than BACKEND_MAIL_RETRY_BASE",
+            ));
+        }
+        Ok(Self { smtp, worker })
+    }
+}
+
+fn smtp_from_env(r: &Reader<'_>) -> Result<SmtpSettings, ConfigError> {
+    let host = r.required("BACKEND_SMTP_HOST")?;
+    let port = r.count("BACKEND_SMTP_PORT")?;
+    let username = r.optional("BACKEND_SMTP_USERNAME");
+    let password = r.secret("BACKEND_SMTP_PASSWORD");
+    let tls = match r
+        .choice("BACKEND_SMTP_TLS_MODE", &["starttls", "tls", "none"])?
+        .as_str()
+    {
+        "starttls" => TlsMode::StartTls,
+        "tls" => TlsMode::Tls,
+        _ => TlsMode::None,
+    };
+    let from = r.required("BACKEND_SMTP_FROM")?;
+    let timeout = r.duration("BACKEND_SMTP_TIMEOUT")?;
+    // `Name <addr@domain>` is checked by the mailer when it is built.
+    if !looks_like_email(&from) && !from.contains('<') {
+        return Err(ConfigError::new(
+            "BACKEND_SMTP_FROM",
+            "must be an email address",
+        ));
+    }
+    if username.is_some() && password.is_empty() {
+        return Err(ConfigError::new(
+            "BACKEND_SMTP_PASSWORD",
+            "required when BACKEND_SMTP_USERNAME is set",
+        ));
+    }
+    let mut smtp = SmtpSettings::new(host, port, tls, from);
+    smtp.username = username;
+    smtp.password = password.expose().to_owned();
+    smtp.timeout = timeout;
+    Ok(smtp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Result<Settings, ConfigError> {
+        let mut vars = vec![
+            ("BACKEND_SMTP_HOST", "localhost"),
+            ("BACKEND_SMTP_FROM", "galaxy@example.com"),
+        ];
+        vars.extend_from_slice(extra);
+        Settings::from_env(&Env::from_pairs(vars))
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.smtp.port, 587);
+        assert_eq!(s.smtp.tls, TlsMode::StartTls);
+        assert_eq!(s.smtp.timeout, Duration::from_secs(30));
+        assert_eq!(s.smtp.username, None);
+        assert_eq!(s.worker.interval, Duration::from_secs(2));
+        assert_eq!(s.worker.max_attempts, 8);
+        assert_eq!(s.worker.retry_base, Duration::from_secs(10));
+        assert_eq!(s.worker.retry_max, Duration::from_secs(1800));
+        assert_eq!(s.worker.lease, Duration::from_secs(300));
+        let built_in = WorkerSettings::default();
+        assert_eq!(
+            (s.worker.batch_size, s.worker.record_every),
+            (built_in.batch_size, built_in.record_every)
+        );
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        for (name, value) in [
+            ("BACKEND_SMTP_PORT", "70000"),
+            ("BACKEND_SMTP_PORT", "0"),
+            ("BACKEND_SMTP_TLS_MODE", "ssl"),
+            ("BACKEND_SMTP_FROM", "nobody"),
+            ("BACKEND_MAIL_WORKER_INTERVAL", "0s"),
+            ("BACKEND_MAIL_MAX_ATTEMPTS", "0"),
+            ("BACKEND_MAIL_RETRY_MAX", "1s"),
+        ] {
+            let err = with(&[(name, value)]).unwrap_err();
+            assert_eq!(err.variable, name, "{name}={value} gave {err}");
+        }
+        assert!(with(&[("BACKEND_SMTP_FROM", "Galaxy <galaxy@example.com>")]).is_ok());
+        assert_eq!(
+            with(&[("BACKEND_SMTP_TLS_MODE", "TLS")]).unwrap().smtp.tls,
+            TlsMode::Tls
+        );
+    }
+
+    #[test]
+    fn a_username_needs_a_password() {
+        let err = with(&[("BACKEND_SMTP_USERNAME", "relay")]).unwrap_err();
+        assert_eq!(err.variable, "BACKEND_SMTP_PASSWORD");
+        let s = with(&[
+            ("BACKEND_SMTP_USERNAME", "relay"),
+            ("BACKEND_SMTP_PASSWORD", "hunter2"),
+        ])
+        .unwrap();
+        assert_eq!(s.smtp.username.as_deref(), Some("relay"));
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn smtp_timeout_is_a_setting_and_bounds_the_claim_lease() {
+        // Default SMTP timeout 30s: a lease below 60s is refused.
+        let err = with(&[("BACKEND_MAIL_CLAIM_LEASE", "50s")]).unwrap_err();
+        assert_eq!(err.variable, "BACKEND_MAIL_CLAIM_LEASE", "{err}");
+        assert_eq!(
+            err.problem,
+            "must be at least twice BACKEND_SMTP_TIMEOUT (30s)"
+        );
+        assert!(with(&[("BACKEND_MAIL_CLAIM_LEASE", "60s")]).is_ok());
+        let err = with(&[("BACKEND_SMTP_TIMEOUT", "abc")]).unwrap_err();
+        assert_eq!(err.variable, "BACKEND_SMTP_TIMEOUT");
+        assert!(
+            with(&[
+                ("BACKEND_SMTP_TIMEOUT", "1s"),
+                ("BACKEND_MAIL_CLAIM_LEASE", "3s")
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn smtp_connections_default_to_one_and_are_bounded() {
+        assert_eq!(with(&[]).unwrap().worker.connections, 1);
+        let s = with(&[("BACKEND_MAIL_SMTP_CONNECTIONS", "32")]).unwrap();
+        assert_eq!(s.worker.connections, 32);
+        for bad in ["0", "33", "-1", "four"] {
+            let err = with(&[("BACKEND_MAIL_SMTP_CONNECTIONS", bad)]).unwrap_err();
+            assert_eq!(
+                err.variable, "BACKEND_MAIL_SMTP_CONNECTIONS",
+                "{bad}: {err}"
+            );
+        }
+        let err = with(&[("BACKEND_MAIL_SMTP_CONNECTIONS", "33")]).unwrap_err();
+        assert_eq!(err.problem, "must be at most 32");
+    }
 }

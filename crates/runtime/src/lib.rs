@@ -42,5 +42,5 @@ pub use model::{
 pub use reconciler::ReconcileReport;
 pub use scheduler::TURN_CLAIM_LEASE;
 pub use service::RuntimeService;
-pub use settings::{PullPolicy, RuntimeSettings};
+pub use settings::{PullPolicy, RuntimeSettings, VARIABLES};
 pub use state::Runtime;

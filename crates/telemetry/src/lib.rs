@@ -13,6 +13,7 @@ mod metrics;
 mod pii;
 mod pipeline;
 mod propagation;
+mod settings;
 mod stdout;
 
 use std::io::Write;
@@ -31,6 +32,7 @@ pub use pipeline::{
     TelemetrySettings, TracesExporter, service_name_from_env,
 };
 pub use propagation::{current_traceparent, job_span, set_remote_parent};
+pub use settings::VARIABLES;
 
 /// Installs the global subscriber with logs only (nothing exported):
 /// `RUST_LOG` filter (default `info`) and JSON lines to `writer`. Log lines

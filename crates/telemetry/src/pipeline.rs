@@ -44,7 +44,8 @@ pub enum MetricsExporter {
     Prometheus,
 }
 
-/// What [`Telemetry::install`] needs; the binary maps its config onto it.
+/// What [`Telemetry::install`] needs: the backend's comes from
+/// [`TelemetrySettings::from_env`], the gateway builds its own.
 #[derive(Debug, Clone)]
 pub struct TelemetrySettings {
     /// `RUST_LOG`-style filter for log lines and spans.
