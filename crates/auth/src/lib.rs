@@ -10,6 +10,7 @@
 mod challenge;
 mod coherence;
 mod error;
+mod ports;
 mod retention;
 mod routes;
 pub mod schema;

@@ -1,17 +1,19 @@
+//! `AuthService`: email-code sign-in and user sessions over PostgreSQL and
+//! the session cache (what it does for other modules: `ports`).
+
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use galaxy_core::env::RateLimit;
-use galaxy_core::{ApiError, UserPrincipal, UserSessionResolver};
 use galaxy_db::{DbError, Pool};
 use galaxy_geo::{CountryCounters, GeoIp};
 use galaxy_telemetry::email_hash;
-use galaxy_user::{Account, AccountStatus, UserEvents, UserService};
+use galaxy_user::{Account, AccountStatus, UserService};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -84,17 +86,17 @@ pub trait AuthService: Send + Sync + 'static {
 /// [`AuthService`] over PostgreSQL, with the session cache; also the
 /// binary's [`UserSessionResolver`] and a [`UserEvents`] listener.
 pub struct PgAuthService {
-    pool: Pool,
-    users: Arc<dyn UserService>,
+    pub(crate) pool: Pool,
+    pub(crate) users: Arc<dyn UserService>,
     geo: GeoIp,
-    counters: CountryCounters,
+    pub(crate) counters: CountryCounters,
     settings: AuthSettings,
-    sessions: SessionCache,
+    pub(crate) sessions: SessionCache,
     /// Sessions whose `last_seen_at` moved since the last flush.
-    dirty: Mutex<HashSet<Uuid>>,
+    pub(crate) dirty: Mutex<HashSet<Uuid>>,
 }
 
-fn db(e: impl Into<DbError>) -> AuthError {
+pub(crate) fn db(e: impl Into<DbError>) -> AuthError {
     AuthError::Db(e.into())
 }
 
@@ -280,7 +282,7 @@ impl PgAuthService {
         })
     }
 
-    fn remove_from_cache(&self, ids: &[Uuid]) {
+    pub(crate) fn remove_from_cache(&self, ids: &[Uuid]) {
         self.sessions.remove(ids);
         let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
         for id in ids {
@@ -483,72 +485,5 @@ impl AuthService for PgAuthService {
         self.remove_from_cache(&revoked);
         tracing::info!(%account_id, "every session of the account revoked");
         Ok(revoked.len())
-    }
-}
-
-impl UserSessionResolver for PgAuthService {
-    fn resolve_user(&self, token: &str, source_ip: Option<IpAddr>) -> Option<UserPrincipal> {
-        if !token::well_formed(token) {
-            return None;
-        }
-        let entry = self.sessions.by_digest(&token::token_digest(token))?;
-        let now_ms = Utc::now().timestamp_millis();
-        if entry.expires_at.timestamp_millis() <= now_ms || !self.users.is_active(entry.account_id)
-        {
-            return None;
-        }
-        // At most one dirty mark per session per second keeps the lock cold.
-        let seen = entry.last_seen_ms.load(Ordering::Relaxed);
-        if now_ms - seen >= 1000
-            && entry
-                .last_seen_ms
-                .compare_exchange(seen, now_ms, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.dirty
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(entry.id);
-        }
-        self.counters.record(entry.account_id, source_ip);
-        Some(UserPrincipal {
-            account_id: entry.account_id,
-            session_id: entry.id,
-        })
-    }
-}
-
-/// Deleting or blocking an account revokes its sessions. Both are
-/// idempotent (a revoked session is never revoked again): the user module
-/// runs them again after a crash or a failure (decision HARD-15). Until
-/// then the account's status already keeps its tokens from resolving.
-#[async_trait::async_trait]
-impl UserEvents for PgAuthService {
-    async fn user_deleted(&self, account_id: Uuid) -> Result<(), ApiError> {
-        self.revoke_all(account_id).await?;
-        Ok(())
-    }
-
-    async fn user_blocked(
-        &self,
-        account_id: Uuid,
-        blocked_at: DateTime<Utc>,
-    ) -> Result<(), ApiError> {
-        // A block completed late (after a crash) must not revoke a session
-        // opened after an unblock that came meanwhile.
-        let mut conn = self.pool.get().await.map_err(db)?;
-        let mut revoked = session::revoke(&mut conn, Revoke::AccountUntil(account_id, blocked_at))
-            .await
-            .map_err(db)?;
-        revoked.extend(
-            self.sessions
-                .of_account(account_id)
-                .iter()
-                .filter(|e| e.created_at <= blocked_at)
-                .map(|e| e.id),
-        );
-        self.remove_from_cache(&revoked);
-        tracing::info!(%account_id, "sessions of the blocked account revoked");
-        Ok(())
     }
 }
