@@ -2,6 +2,13 @@
 //! variable compose sets is one the binaries read, and every Docker API
 //! call the runtime makes passes the socket proxy — which opens nothing else.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::collections::BTreeSet;
 
 use galaxy_deploy::{

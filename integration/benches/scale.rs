@@ -18,6 +18,12 @@
 //! ```
 //! `BENCH_SECONDS` (default 3 per round).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
 // Printing the figures is this program's whole output.
 #![allow(clippy::print_stdout)]
 

@@ -23,6 +23,12 @@
 //! `BENCH_CLIENTS` (default 16) pairs in flight, `BENCH_PAIRS` (default
 //! 4000) per round, `BENCH_ROUNDS` (default 5).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
 // Printing the figures is this program's whole output.
 #![allow(clippy::print_stdout)]
 

@@ -2,6 +2,13 @@
 //! code the backend image mails to a real SMTP server, uses the session and
 //! signs out; wrong codes and missing tokens are problem+json.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::time::Duration;
 
 use galaxy_integration::api::{code_in_text, json_of};

@@ -3,6 +3,13 @@
 //! lost change listener reloads before readiness returns, the admin login
 //! limit is one budget for all, and the outbox and push workers of two
 //! backends deliver each mail and each push event exactly once.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
 #![allow(clippy::print_stdout)] // the propagation figures are reported
 
 use std::collections::{HashMap, HashSet};
@@ -63,6 +70,11 @@ async fn me(b: &Backend, token: &str) -> (u16, Value) {
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "p is in 0..=1, so the rank is in 0..=len"
+    )]
     let rank = ((sorted.len() as f64) * p).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }

@@ -3,6 +3,13 @@
 //! tokens kept out, escaping, the audit log; then the same console in a
 //! real headless Chromium over WebDriver (the browser tests at the end).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::time::Duration;
 
 use galaxy_integration::api::{call, json_of, sign_in};

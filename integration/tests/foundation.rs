@@ -2,6 +2,13 @@
 //! request ids, concurrent start-up, database outage and shutdown — all
 //! against real backend processes and a real PostgreSQL.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Text};
@@ -35,7 +42,7 @@ async fn empty_database() -> TestDb {
 /// How many migrations the repository has (one directory each).
 fn migration_count() -> i64 {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations");
-    std::fs::read_dir(dir).unwrap().count() as i64
+    i64::try_from(std::fs::read_dir(dir).unwrap().count()).unwrap()
 }
 
 async fn applied_migrations(db: &TestDb) -> i64 {

@@ -3,6 +3,13 @@
 //! engine container runs; orders and a forced turn change the report; players
 //! are notified; a killed engine is restarted by the reconciler with its turn.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::time::Duration;
 
 use galaxy_integration::api::{call, json_of, sign_in};

@@ -4,6 +4,13 @@
 //! an operator's forced turn and the report; the start reaches both players
 //! over the gateway's push WebSocket.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::time::Duration;
 
 use futures_util::StreamExt;

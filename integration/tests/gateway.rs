@@ -2,6 +2,13 @@
 //! PostgreSQL and Redis, with a real WebSocket client: the proxy and its
 //! trust boundary, the sign-in limits, and players' push sockets.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::time::Duration;
 
 use futures_util::StreamExt;

@@ -2,6 +2,13 @@
 //! accounts and the admin surface over HTTP against real backend processes,
 //! a real PostgreSQL and the project's GeoIP fixture.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

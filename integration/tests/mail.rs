@@ -1,6 +1,13 @@
 //! The mail outbox with real backend processes, a real PostgreSQL and a real
 //! SMTP server on loopback (galaxy-testsmtp, mailin-embedded).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -224,7 +231,7 @@ async fn kill_9_mid_send_then_restart_sends_all_1000_none_lost() {
     second.wait_ready(Duration::from_secs(60)).await;
     second
         .eventually(Duration::from_secs(90), "all 1,000 sent", || async {
-            count(&pool, "sent").await == N as i64
+            count(&pool, "sent").await == i64::try_from(N).unwrap()
         })
         .await;
 
@@ -260,7 +267,7 @@ async fn kill_9_mid_send_then_restart_sends_all_1000_none_lost() {
     eprintln!("tries interrupted by the kill: {interrupted}");
     assert_eq!(open, 0, "every try is closed after the restart");
     assert!(
-        duplicates as i64 <= interrupted,
+        i64::try_from(duplicates).unwrap() <= interrupted,
         "a duplicate is always an interrupted try"
     );
     second.terminate(Duration::from_secs(15));

@@ -2,6 +2,13 @@
 //! and the notification worker of a running backend pushes a due route to a
 //! subscribed gateway (a real tonic client).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::time::Duration;
 
 use diesel::sql_types::{Text, Uuid as SqlUuid};

@@ -5,6 +5,13 @@
 //! after the commit, restarts it without the fail point and checks that the
 //! reaction happened exactly once (docs/decisions.md HARD-14, HARD-15).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 

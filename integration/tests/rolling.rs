@@ -4,6 +4,13 @@
 //! and comes back; the gateway moves away in time. No player request gets a
 //! 5xx, and the player's push socket stays open and keeps receiving.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;

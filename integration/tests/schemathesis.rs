@@ -7,6 +7,13 @@
 //! accepted (or refused for a documented state reason: 404, 409, 429), and
 //! every request it refuses is refused.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::process::Command;
 use std::time::Duration;
 

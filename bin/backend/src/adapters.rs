@@ -265,9 +265,10 @@ impl RuntimeEvents for RuntimeReactions {
             return;
         };
         let record = self.runtime.get().and_then(|r| r.record(game_id));
-        let (version, image) = record
-            .map(|r| (r.engine_version, r.image))
-            .unwrap_or_else(|| ("unknown".to_owned(), "unknown".to_owned()));
+        let (version, image) = record.map_or_else(
+            || ("unknown".to_owned(), "unknown".to_owned()),
+            |r| (r.engine_version, r.image),
+        );
         let intent = Intent::engine_failed(
             failure.kind.notification_kind(),
             game_id,

@@ -3,6 +3,13 @@
 //! --workspace` build the `galaxy-backend` binary that the integration suite
 //! runs.)
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::process::Command;
 
 fn backend() -> Command {

@@ -3,6 +3,13 @@
 //! `application/problem+json`, and no schema is a bare `type: object`
 //! outside the allow-list below.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use actix_web::App;
 use actix_web::test as web_test;
 use serde_json::Value;

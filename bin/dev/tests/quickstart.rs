@@ -9,6 +9,13 @@
 //! It needs what the page needs — Docker, `curl`, `python3` with
 //! `websockets` — and fails, never skips, when one is missing.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod support;
 
 use std::os::unix::process::CommandExt;

@@ -4,6 +4,13 @@
 //! container, volume, network, database or folder behind; a taken port is
 //! named at once.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod support;
 
 use std::time::{Duration, Instant};

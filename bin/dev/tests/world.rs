@@ -3,6 +3,13 @@
 //! and a launcher killed with SIGKILL leaves no running process, and the
 //! next launcher removes the network it left.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod support;
 
 use std::path::PathBuf;

@@ -3,6 +3,13 @@
 //! --workspace` build the `galaxy-gateway` binary that the integration suite
 //! and the local-stack tests run.)
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::net::TcpListener;
 use std::process::Command;
 

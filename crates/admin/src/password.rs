@@ -16,13 +16,11 @@ pub(crate) fn hash(password: &str) -> Result<String, argon2::password_hash::Erro
 
 /// `true` when `password` matches the PHC string `stored`.
 pub(crate) fn verify(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    PasswordHash::new(stored).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// Verifies against a throwaway hash so an unknown username costs the same

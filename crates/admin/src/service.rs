@@ -167,7 +167,7 @@ impl PgAdminService {
                 match db::insert_admin(&mut conn, &row).await? {
                     Some(_) => tracing::info!(username, "bootstrap admin created"),
                     None => {
-                        tracing::info!(username, "bootstrap admin exists; password left unchanged")
+                        tracing::info!(username, "bootstrap admin exists; password left unchanged");
                     }
                 }
             }

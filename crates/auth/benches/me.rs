@@ -13,6 +13,12 @@
 //! request-context middleware from the `me` server to show the identity
 //! path's own cost apart from the shared per-request logging).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
 #![allow(clippy::print_stdout)]
 
 use std::net::SocketAddr;

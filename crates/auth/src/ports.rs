@@ -36,7 +36,7 @@ impl UserSessionResolver for PgAuthService {
         {
             self.dirty
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(entry.id);
         }
         self.counters.record(entry.account_id, source_ip);

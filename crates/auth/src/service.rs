@@ -170,10 +170,14 @@ impl PgAuthService {
     /// Writes the pending `last_seen_at` values in one statement. On failure
     /// they stay pending for the next run.
     pub async fn flush_last_seen(&self) -> Result<usize, AuthError> {
-        let ids: Vec<Uuid> =
-            std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
-                .into_iter()
-                .collect();
+        let ids: Vec<Uuid> = std::mem::take(
+            &mut *self
+                .dirty
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_iter()
+        .collect();
         if ids.is_empty() {
             return Ok(0);
         }
@@ -189,7 +193,7 @@ impl PgAuthService {
         if result.is_err() {
             self.dirty
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .extend(ids);
         }
         result
@@ -214,7 +218,7 @@ impl PgAuthService {
         loop {
             let n = retention::prune_challenges(&mut conn, ago(keep)).await?;
             challenges += n;
-            if n < retention::PRUNE_CHUNK as usize {
+            if n < usize::try_from(retention::PRUNE_CHUNK).unwrap_or(usize::MAX) {
                 break;
             }
         }
@@ -222,7 +226,7 @@ impl PgAuthService {
         loop {
             let n = retention::prune_sessions(&mut conn, ago(s.session_retention)).await?;
             sessions += n;
-            if n < retention::PRUNE_CHUNK as usize {
+            if n < usize::try_from(retention::PRUNE_CHUNK).unwrap_or(usize::MAX) {
                 break;
             }
         }
@@ -284,7 +288,10 @@ impl PgAuthService {
 
     pub(crate) fn remove_from_cache(&self, ids: &[Uuid]) {
         self.sessions.remove(ids);
-        let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        let mut dirty = self
+            .dirty
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for id in ids {
             dirty.remove(id);
         }

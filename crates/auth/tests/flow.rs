@@ -1,6 +1,13 @@
 //! The auth service against a real PostgreSQL and the project's GeoIP
 //! fixture: code flow, limits, sessions, cache write-through and restart.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;

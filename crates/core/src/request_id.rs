@@ -34,8 +34,7 @@ pub async fn with_request_id<F: std::future::Future>(
 pub fn request_id_or_new(supplied: Option<&str>) -> String {
     supplied
         .filter(|v| sane_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
 }
 
 /// A client-supplied id is kept when it is a short token of safe characters;

@@ -1,5 +1,12 @@
 //! Every way a request can be malformed ends in problem+json with a stable code.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use actix_web::{App, HttpResponse, test, web};
 use galaxy_core::{PageQuery, RequestContext};
 use serde::Deserialize;

@@ -86,6 +86,7 @@ impl DatabaseUrl {
 
     /// The same server and credentials, another database.
     pub fn with_database(&self, database: &str) -> Self {
+        #[allow(clippy::expect_used, reason = "driver_url was parsed when built")]
         let mut url = Url::parse(&self.driver_url).expect("driver url was valid");
         url.set_path(database);
         Self {

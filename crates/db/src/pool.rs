@@ -43,6 +43,10 @@ impl Default for PoolSettings {
 
 /// A pool that replaces connections found broken at checkout, so a restarted
 /// database is picked up again without restarting the process.
+#[allow(
+    clippy::expect_used,
+    reason = "deadpool's build fails only without a runtime for its timeouts, and one is set"
+)]
 pub fn build_pool(url: &DatabaseUrl, settings: PoolSettings) -> Pool {
     // No `SELECT 1` per checkout: a connection whose socket closed already
     // reports itself broken (docs/decisions.md D5).

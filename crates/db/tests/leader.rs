@@ -2,6 +2,13 @@
 //! soon after the old one goes, and a leader whose session is cut steps
 //! down.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::time::{Duration, Instant};
 
 use diesel_async::RunQueryDsl;

@@ -166,7 +166,8 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Gate
     axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
         // `to_bytes` reports the limit as a length error; anything else is
         // a body the client broke off.
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        if std::error::Error::source(&e)
+            .is_some_and(<dyn std::error::Error + 'static>::is::<http_body_util::LengthLimitError>)
         {
             too_large()
         } else {

@@ -59,7 +59,7 @@ pub async fn serve(
             g.observe(
                 i64::try_from(sockets.open_sockets()).unwrap_or(i64::MAX),
                 &[],
-            )
+            );
         },
     );
 

@@ -233,6 +233,9 @@ impl SharedPart {
                 && seen.payload_json == event.payload_json
         });
         if !same {
+            self.last = None;
+        }
+        let (_, tail) = self.last.get_or_insert_with(|| {
             let payload = serde_json::from_str(&event.payload_json).unwrap_or_else(|_| {
                 tracing::warn!(event_id = %event.event_id, "push event payload is not JSON");
                 serde_json::Value::Null
@@ -245,8 +248,8 @@ impl SharedPart {
                 payload_json: event.payload_json.clone(),
                 ..Default::default()
             };
-            self.last = Some((key, tail));
-        }
-        &self.last.as_ref().expect("set above").1
+            (key, tail)
+        });
+        tail
     }
 }

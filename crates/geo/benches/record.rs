@@ -1,6 +1,13 @@
 //! Throughput of `CountryCounters::record` (the per-request cost) and of the
 //! bare `GeoIp::country` lookup, single-threaded and from several threads.
 //! `cargo bench -p galaxy-geo --bench record`
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
 #![allow(clippy::print_stdout)]
 
 use std::hint::black_box;
@@ -40,7 +47,7 @@ fn main() {
     report("CountryCounters::record", 1, OPS, start);
 
     let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
+        .map_or(2, std::num::NonZero::get)
         .max(2);
     let counters = CountryCounters::new(geo);
     let start = Instant::now();

@@ -170,6 +170,10 @@ impl CountryCounters {
 
     fn shard(&self, account_id: Uuid) -> MutexGuard<'_, HashMap<Key, Tally>> {
         let (hi, lo) = account_id.as_u64_pair();
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "the remainder is below SHARDS, itself a usize"
+        )]
         let index = ((hi ^ lo) % SHARDS as u64) as usize;
         lock(&self.inner.shards[index])
     }
@@ -237,5 +241,5 @@ impl Drop for Batch<'_> {
 /// A panic while a shard was held cannot leave a map half-updated in a way
 /// that matters for counting, so a poisoned lock is used as is.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -90,6 +90,10 @@ pub fn bytes() -> std::io::Result<Vec<u8>> {
 }
 
 /// A GeoLite2-Country record: continent, country and registered country.
+#[allow(
+    clippy::expect_used,
+    reason = "test fixture: the tables are static and a test of this module covers every network"
+)]
 fn record(iso: &str) -> Value {
     let &(_, name, geoname_id, continent) = COUNTRIES
         .iter()

@@ -1,5 +1,12 @@
 //! `CountryCounters` against a real PostgreSQL and the project's fixture.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod common;
 
 use std::net::IpAddr;
@@ -176,14 +183,14 @@ async fn concurrent_records_sum_exactly_while_flushing() {
         assert_eq!(rows.len(), 2, "{rows:?}");
         // Each task sends alternating GB / DE, rotating over the accounts,
         // so every account sees exactly half of its requests from each.
-        let per_account = (TASKS * PER_TASK / accounts.len()) as i64;
+        let per_account = i64::try_from(TASKS * PER_TASK / accounts.len()).unwrap();
         assert_eq!(
             rows,
             pairs(&[("DE", per_account / 2), ("GB", per_account / 2)])
         );
         total += rows.iter().map(|r| r.1).sum::<i64>();
     }
-    assert_eq!(total, (TASKS * PER_TASK) as i64);
+    assert_eq!(total, i64::try_from(TASKS * PER_TASK).unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -300,7 +307,10 @@ async fn one_statement_writes_many_accounts() {
     assert_eq!(counters.flush(&pool).await.unwrap(), 40);
     assert_eq!(statements(&mut conn).await, 2);
     for (i, &account) in accounts.iter().enumerate() {
-        let mut want = vec![("GB".to_owned(), i as i64 + 1), ("SE".to_owned(), 2)];
+        let mut want = vec![
+            ("GB".to_owned(), i64::try_from(i).unwrap() + 1),
+            ("SE".to_owned(), 2),
+        ];
         want.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         assert_eq!(counts(&pool, account).await, want);
     }

@@ -1,6 +1,13 @@
 //! `GeoIp` against real `.mmdb` files: the project's fixture always, and
 //! MaxMind's official test databases when `../shared/fixtures/geoip` exists.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod common;
 
 use std::net::IpAddr;

@@ -165,7 +165,10 @@ impl PgLobby {
 
     pub(crate) async fn lock(&self, game_id: Uuid) -> OwnedMutexGuard<()> {
         let m = {
-            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            let mut locks = self
+                .locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(locks.entry(game_id).or_default())
         };
         m.lock_owned().await

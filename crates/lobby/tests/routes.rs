@@ -1,5 +1,12 @@
 //! The lobby and game routes end to end over HTTP, against real PostgreSQL.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod common;
 
 use std::sync::atomic::Ordering;

@@ -7,6 +7,13 @@
 //! the row count, `MAIL_BENCH_CONNECTIONS=1,4` the connection counts,
 //! `MAIL_BENCH_ROUNDS` the rounds). Prints both rates and their ratio for
 //! each count, the ratios last.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
 #![allow(clippy::print_stdout)] // a bench reports on stdout
 
 use std::sync::Arc;

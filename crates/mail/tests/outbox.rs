@@ -1,5 +1,12 @@
 //! The outbox against a real PostgreSQL and a real SMTP server on loopback.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod common;
 
 use std::collections::HashSet;
@@ -113,7 +120,7 @@ async fn answer_451_retries_with_growing_delay_then_dead_letters() {
         assert_eq!(r.cycle_attempts, try_no);
         assert_eq!(
             attempts(&pool, id).await.len(),
-            try_no as usize,
+            usize::try_from(try_no).unwrap(),
             "one attempt row per try"
         );
         if try_no < 3 {

@@ -2,6 +2,13 @@
 //! (`BACKEND_MAIL_SMTP_CONNECTIONS`), against a real PostgreSQL and a real
 //! SMTP server on loopback.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod common;
 
 use std::collections::HashSet;
@@ -77,7 +84,10 @@ async fn a_batch_goes_out_over_n_sessions_at_once_and_every_mail_once() {
     assert_eq!(server.greetings(), N, "one session per connection");
     let msgs = server.messages();
     assert_eq!(msgs.len(), 40, "every mail once");
-    let got: HashSet<String> = msgs.iter().filter_map(|m| m.message_id()).collect();
+    let got: HashSet<String> = msgs
+        .iter()
+        .filter_map(galaxy_testsmtp::Received::message_id)
+        .collect();
     let want: HashSet<String> = ids.iter().map(|id| format!("{id}@galaxy.test")).collect();
     assert_eq!(got, want);
     for id in &ids {

@@ -119,7 +119,13 @@ impl PgNotificationService {
         let mut ids = Vec::with_capacity(pending.events.len());
         let mut pushed = Vec::with_capacity(pending.events.len());
         for ev in &pending.events {
-            ids.push(Uuid::parse_str(&ev.route_id).expect("route ids are UUIDs we made"));
+            // Route ids are UUIDs this module made; one that is not cannot
+            // be recorded, so it is not pushed here: the worker delivers it.
+            let Ok(id) = Uuid::parse_str(&ev.route_id) else {
+                tracing::error!(route_id = %ev.route_id, "push event with a malformed route id; left for the worker");
+                continue;
+            };
+            ids.push(id);
             pushed.push(self.hub.publish(ev));
         }
         let waiting = pushed.iter().filter(|p| !**p).count();

@@ -2,6 +2,13 @@
 //! Session resolution is the auth/admin modules' job: a map of tokens
 //! stands in for them here.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod common;
 
 use std::collections::HashMap;

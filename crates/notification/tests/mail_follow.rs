@@ -3,6 +3,13 @@
 //! `galaxy_mail::DeliveryOutcomes`, implemented by `RoutesFollowMail`, in
 //! the same transaction.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod common;
 
 use std::sync::Arc;

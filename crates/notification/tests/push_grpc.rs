@@ -1,5 +1,12 @@
 //! The push service over a real tonic client and server.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,13 @@
 //! channels per audience, mail rows in the same transaction, caller
 //! transactions, validation and user deletion.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod common;
 
 use std::sync::Arc;

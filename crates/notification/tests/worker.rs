@@ -1,6 +1,13 @@
 //! The retry worker with short intervals: dead-lettering with no gateway,
 //! late subscribers, and routes a crashed submitter never pushed.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -28,7 +28,7 @@ impl Backoff {
     pub fn delay(&self, failures: u32) -> Duration {
         let ceiling = self.ceiling(failures);
         let half = ceiling / 2;
-        let spread = ceiling.saturating_sub(half).as_millis() as u64;
+        let spread = u64::try_from(ceiling.saturating_sub(half).as_millis()).unwrap_or(u64::MAX);
         half + Duration::from_millis(rand::random_range(0..=spread))
     }
 }

@@ -12,6 +12,12 @@
 //! Every container, volume and network it made is removed at the end, also
 //! when it fails.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
 #![allow(clippy::print_stdout)]
 
 #[path = "../tests/support/mod.rs"]

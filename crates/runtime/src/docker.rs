@@ -78,7 +78,7 @@ impl DockerDriver {
     pub fn client(&self) -> Docker {
         self.docker
             .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -168,7 +168,10 @@ impl ContainerDriver for DockerDriver {
             .await
             .map_err(|e| format!("the Docker daemon does not answer: {e}"))?;
         self.ensure_network(&docker).await?;
-        *self.docker.write().unwrap_or_else(|p| p.into_inner()) = docker;
+        *self
+            .docker
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = docker;
         self.ready.store(true, Ordering::Release);
         Ok(())
     }

@@ -28,6 +28,10 @@ async fn reason(resp: reqwest::Response) -> String {
 }
 
 impl EngineClient {
+    #[allow(
+        clippy::expect_used,
+        reason = "a client with this static configuration always builds"
+    )]
     pub fn new() -> Self {
         Self {
             http: reqwest::Client::builder()

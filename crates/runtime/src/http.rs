@@ -110,7 +110,11 @@ async fn list_versions(
 ) -> Result<HttpResponse, ApiError> {
     let page = q.into_inner().validate()?;
     let all = svc.versions();
-    Ok(HttpResponse::Ok().json(Paged::new(page.slice(&all), page, all.len() as i64)))
+    Ok(HttpResponse::Ok().json(Paged::new(
+        page.slice(&all),
+        page,
+        i64::try_from(all.len()).unwrap_or(i64::MAX),
+    )))
 }
 
 /// Registers an engine version (`active`) under an image reference.
@@ -168,7 +172,11 @@ async fn list_records(
 ) -> Result<HttpResponse, ApiError> {
     let page = q.into_inner().validate()?;
     let all = svc.records();
-    Ok(HttpResponse::Ok().json(Paged::new(page.slice(&all), page, all.len() as i64)))
+    Ok(HttpResponse::Ok().json(Paged::new(
+        page.slice(&all),
+        page,
+        i64::try_from(all.len()).unwrap_or(i64::MAX),
+    )))
 }
 
 /// One game's runtime record: desired and observed state, container, turn schedule.

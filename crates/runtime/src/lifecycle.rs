@@ -74,7 +74,7 @@ impl Runtime {
     pub(crate) async fn bring_up(&self, game_id: Uuid, op: Uuid, how: BringUp) -> bool {
         let started = Instant::now();
         let outcome = self.try_bring_up(game_id).await;
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let result = async {
             let mut conn = self.conn().await?;
             match &outcome {

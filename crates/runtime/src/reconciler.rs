@@ -51,7 +51,7 @@ impl Runtime {
         for c in &containers {
             match c.game_id {
                 Some(id) if records.iter().any(|r| r.game_id == id) => {
-                    by_game.entry(id).or_default().push(c)
+                    by_game.entry(id).or_default().push(c);
                 }
                 _ => {
                     // No record: not ours to keep. Its volume stays (data
@@ -60,7 +60,7 @@ impl Runtime {
                     match driver.stop_and_remove(&c.id).await {
                         Ok(()) => report.orphans_removed += 1,
                         Err(e) => {
-                            tracing::warn!(container = %c.name, error = %e, "cannot remove orphan")
+                            tracing::warn!(container = %c.name, error = %e, "cannot remove orphan");
                         }
                     }
                 }

@@ -22,8 +22,7 @@ impl Runtime {
     pub(crate) fn turn_interval(&self, game_id: Uuid) -> chrono::Duration {
         let secs = read(&self.inner.requests)
             .get(&game_id)
-            .map(|r| r.turn_interval_seconds)
-            .unwrap_or(3600);
+            .map_or(3600, |r| r.turn_interval_seconds);
         chrono::Duration::seconds(i64::from(secs.max(1)))
     }
 
@@ -40,7 +39,7 @@ impl Runtime {
                 .inner
                 .turn_backoff
                 .lock()
-                .unwrap_or_else(|p| p.into_inner());
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             due.into_iter()
                 .filter(|id| backoff.get(id).is_none_or(|(_, at)| *at <= now))
                 .collect()
@@ -56,7 +55,7 @@ impl Runtime {
                 .inner
                 .turn_backoff
                 .lock()
-                .unwrap_or_else(|p| p.into_inner());
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             match r {
                 Ok(Some(_)) => {
                     generated += 1;

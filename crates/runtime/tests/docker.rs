@@ -1,5 +1,12 @@
 //! The runtime against the real Docker daemon and a real PostgreSQL.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod support;
 
 use std::time::Duration;
@@ -75,7 +82,7 @@ async fn lifecycle_start_orders_forced_turn_kill_patch_stop() {
         .unwrap_err();
     match err {
         RuntimeError::EngineRejected(reason) => {
-            assert!(reason.contains("between 1 and"), "{reason}")
+            assert!(reason.contains("between 1 and"), "{reason}");
         }
         other => panic!("expected the engine's rejection, got {other:?}"),
     }

@@ -3,6 +3,13 @@
 //! real HTTP), with a real PostgreSQL. The Docker driver itself is tested
 //! against the real daemon in `docker.rs`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod support;
 
 use std::collections::HashMap;

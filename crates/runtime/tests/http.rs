@@ -1,5 +1,12 @@
 //! Admin routes over the real service (PostgreSQL + Docker).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod support;
 
 use std::sync::Arc;

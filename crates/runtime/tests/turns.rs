@@ -2,6 +2,13 @@
 //! while the engine generates a turn, and a claim left by a process that
 //! died runs out: still exactly one turn per due tick.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 mod support;
 
 use std::sync::Arc;

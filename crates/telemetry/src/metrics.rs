@@ -161,7 +161,7 @@ where
             o.observe(
                 i64::try_from(len()).unwrap_or(i64::MAX),
                 &[("cache", cache)],
-            )
+            );
         },
     );
 }

@@ -9,6 +9,13 @@
 //!
 //! There is no skipping: when no PostgreSQL can be had, tests fail loudly.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test support: a failed setup step panics the test that asked for it"
+)]
+
 mod server;
 mod testdb;
 

@@ -267,9 +267,7 @@ fn find_bindir() -> Option<PathBuf> {
 }
 
 fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 fn postgres_user() -> Option<(u32, u32)> {
@@ -295,7 +293,6 @@ fn uuid_like_suffix() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+        .map_or(0, |d| d.subsec_nanos());
     format!("{:x}{:x}", nanos, N.fetch_add(1, Ordering::Relaxed))
 }

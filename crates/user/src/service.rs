@@ -68,7 +68,10 @@ struct AccountLock<'a> {
 
 impl Drop for AccountLock<'_> {
     fn drop(&mut self) {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mutex = self
             .guard
             .take()
@@ -92,7 +95,10 @@ impl PgUserService {
 
     async fn lock(&self, id: Uuid) -> AccountLock<'_> {
         let mutex = {
-            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            let mut locks = self
+                .locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(locks.entry(id).or_default())
         };
         AccountLock {
@@ -153,7 +159,7 @@ impl PgUserService {
     fn listeners(&self) -> Vec<Arc<dyn UserEvents>> {
         self.listeners
             .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -256,7 +262,7 @@ impl PgUserService {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(changes = n, "account reactions completed"),
                     Err(e) => {
-                        tracing::warn!(error = %e, "account reactions pass failed; will retry")
+                        tracing::warn!(error = %e, "account reactions pass failed; will retry");
                     }
                 }
             }
@@ -352,7 +358,7 @@ impl UserService for PgUserService {
     fn add_listener(&self, listener: Arc<dyn UserEvents>) {
         self.listeners
             .write()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(listener);
     }
 }

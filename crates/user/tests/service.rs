@@ -1,6 +1,13 @@
 //! The user service against a real PostgreSQL: creation on the caller's
 //! connection, write-through, failed commits, lifecycle events.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test code: a failed step panics the test; rates are approximate figures"
+)]
+
 use std::sync::{Arc, Mutex};
 
 use diesel_async::RunQueryDsl;

@@ -8,6 +8,13 @@
 //! Exit codes: 78 (`EX_CONFIG`) for a rejected start config, 1 for any other
 //! start failure.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "test support: a failed setup step panics the test that asked for it"
+)]
+
 mod rules;
 mod store;
 
@@ -38,7 +45,10 @@ impl Engine {
     where
         T: serde::Serialize,
     {
-        let mut game = self.game.lock().unwrap_or_else(|p| p.into_inner());
+        let mut game = self
+            .game
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut next = game.clone();
         match change(&mut next) {
             Ok(answer) => match self.store.save(&next) {
@@ -69,7 +79,10 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn status(engine: Data<Engine>) -> HttpResponse {
-    let game = engine.game.lock().unwrap_or_else(|p| p.into_inner());
+    let game = engine
+        .game
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     HttpResponse::Ok().json(json!({
         "game_id": game.config.game_id,
         "turn": game.turn(),
@@ -95,7 +108,10 @@ async fn next_turn(engine: Data<Engine>, body: Bytes) -> HttpResponse {
         }
     };
     {
-        let game = engine.game.lock().unwrap_or_else(|p| p.into_inner());
+        let game = engine
+            .game
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match wanted {
             Some(t) if t == game.turn() => {
                 return HttpResponse::Ok().json(json!({"turn": t, "generated": false}));
@@ -144,7 +160,10 @@ async fn report(engine: Data<Engine>, race: Path<String>, q: Query<ReportQuery>)
             }
         },
     };
-    let game = engine.game.lock().unwrap_or_else(|p| p.into_inner());
+    let game = engine
+        .game
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     match game.report(&race, turn) {
         Ok(r) => HttpResponse::Ok().json(r),
         Err(e) => rule_error(e),

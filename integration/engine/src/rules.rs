@@ -229,9 +229,9 @@ fn parse_orders(raw: &Value, industry: u32) -> Result<Vec<Order>, RuleError> {
                 }
                 let count = obj.get("count").and_then(Value::as_u64);
                 match count {
-                    Some(n) if n >= 1 && n <= u64::from(industry) => {
-                        Order::BuildShips { count: n as u32 }
-                    }
+                    Some(n) if n >= 1 && n <= u64::from(industry) => Order::BuildShips {
+                        count: u32::try_from(n).unwrap_or(industry),
+                    },
                     _ => {
                         return invalid(format!(
                             "order {i}: build_ships count must be an integer between 1 and the race's industry ({industry})"

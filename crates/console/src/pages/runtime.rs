@@ -33,7 +33,11 @@ pub async fn records(
 ) -> Result<HttpResponse, ConsoleError> {
     let page = q.page()?;
     let all = console.runtime.records();
-    let list = Paged::new(page.slice(&all), page, all.len() as i64);
+    let list = Paged::new(
+        page.slice(&all),
+        page,
+        i64::try_from(all.len()).unwrap_or(i64::MAX),
+    );
     let body = html! {
         table {
             tr { th { "Game" } th { "Desired" } th { "Observed" } th { "Version" } th { "Turn" } th { "Next turn" } th { "Last error" } }
@@ -210,7 +214,7 @@ pub async fn games(
                 }
             }
         }
-        (html::pager("/console/games", &[("status", status.map(GameStatus::as_str).unwrap_or(""))], &list))
+        (html::pager("/console/games", &[("status", status.map_or("", GameStatus::as_str))], &list))
     };
     Ok(html::page(&admin, "Games", body))
 }
@@ -222,7 +226,11 @@ pub async fn versions(
 ) -> Result<HttpResponse, ConsoleError> {
     let page = q.page()?;
     let all = console.runtime.versions();
-    let list = Paged::new(page.slice(&all), page, all.len() as i64);
+    let list = Paged::new(
+        page.slice(&all),
+        page,
+        i64::try_from(all.len()).unwrap_or(i64::MAX),
+    );
     let statuses = ["active", "deprecated", "disabled"];
     let body = html! {
         table {

@@ -57,7 +57,7 @@ pub async fn list(
                 }
             }
         }
-        (html::pager("/console/users", &[("q", text.unwrap_or("")), ("status", status.map(AccountStatus::as_str).unwrap_or(""))], &list))
+        (html::pager("/console/users", &[("q", text.unwrap_or("")), ("status", status.map_or("", AccountStatus::as_str))], &list))
     };
     Ok(html::page(&admin, "Users", body))
 }

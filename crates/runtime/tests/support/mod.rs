@@ -120,7 +120,11 @@ pub struct DockerGuard {
 
 impl Drop for DockerGuard {
     fn drop(&mut self) {
-        let games = self.games.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let games = self
+            .games
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let mut names: Vec<String> = games
             .iter()
             .map(|g| galaxy_runtime::container_name(*g))
@@ -128,7 +132,7 @@ impl Drop for DockerGuard {
         names.extend(
             self.extra_containers
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .iter()
                 .cloned(),
         );
