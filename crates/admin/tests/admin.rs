@@ -31,12 +31,11 @@ struct World {
 }
 
 fn geo() -> GeoIp {
-    let dir = std::env::temp_dir().join(format!("galaxy-admin-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}.mmdb", Uuid::now_v7()));
+    // A file of its own per call (tests run in parallel), gone once open.
+    let path = std::env::temp_dir().join(format!("galaxy-admin-test-{}.mmdb", Uuid::now_v7()));
     galaxy_geo::fixture::write(&path).unwrap();
     let geo = GeoIp::open(&path).unwrap();
-    let _ = std::fs::remove_file(&path);
+    std::fs::remove_file(&path).unwrap();
     geo
 }
 
