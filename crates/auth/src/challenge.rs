@@ -29,7 +29,8 @@ pub(crate) async fn lock_key(conn: &mut AsyncPgConnection, key: &str) -> QueryRe
 }
 
 /// `Ok(())` when another request fits in the window, else the seconds until
-/// the oldest counted request leaves it.
+/// the oldest counted request leaves it (of the `limit` newest: then a slot
+/// is free again).
 fn verdict(c: &WindowCount, limit: RateLimit, now: DateTime<Utc>) -> Result<(), u64> {
     if c.n < i64::from(limit.count) {
         return Ok(());
@@ -40,7 +41,10 @@ fn verdict(c: &WindowCount, limit: RateLimit, now: DateTime<Utc>) -> Result<(), 
     Err(u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1))
 }
 
-/// Challenges created for `email` inside the sliding window.
+/// Challenges created for `email` inside the sliding window. Only the
+/// `limit` newest are read (a backward scan of the `(email, created_at)`
+/// index), so the check costs the same however many requests the window
+/// holds.
 pub(crate) async fn email_window(
     conn: &mut AsyncPgConnection,
     email: &str,
@@ -49,17 +53,21 @@ pub(crate) async fn email_window(
 ) -> QueryResult<Result<(), u64>> {
     let since = now - chrono::Duration::from_std(limit.window).unwrap_or(chrono::Duration::MAX);
     let c: WindowCount = diesel::sql_query(
-        "SELECT count(*) AS n, min(created_at) AS oldest FROM auth_challenges \
-         WHERE email = $1 AND created_at > $2",
+        "SELECT count(*) AS n, min(created_at) AS oldest FROM ( \
+           SELECT created_at FROM auth_challenges \
+           WHERE email = $1 AND created_at > $2 \
+           ORDER BY created_at DESC LIMIT $3) newest",
     )
     .bind::<Text, _>(email)
     .bind::<Timestamptz, _>(since)
+    .bind::<BigInt, _>(i64::from(limit.count))
     .get_result(conn)
     .await?;
     Ok(verdict(&c, limit, now))
 }
 
-/// Challenges created from `ip` inside the sliding window.
+/// Challenges created from `ip` inside the sliding window; bounded the same
+/// way (an address shared by many players can have a large window).
 pub(crate) async fn ip_window(
     conn: &mut AsyncPgConnection,
     ip: &str,
@@ -68,11 +76,14 @@ pub(crate) async fn ip_window(
 ) -> QueryResult<Result<(), u64>> {
     let since = now - chrono::Duration::from_std(limit.window).unwrap_or(chrono::Duration::MAX);
     let c: WindowCount = diesel::sql_query(
-        "SELECT count(*) AS n, min(created_at) AS oldest FROM auth_challenges \
-         WHERE source_ip = $1::inet AND created_at > $2",
+        "SELECT count(*) AS n, min(created_at) AS oldest FROM ( \
+           SELECT created_at FROM auth_challenges \
+           WHERE source_ip = $1::inet AND created_at > $2 \
+           ORDER BY created_at DESC LIMIT $3) newest",
     )
     .bind::<Text, _>(ip)
     .bind::<Timestamptz, _>(since)
+    .bind::<BigInt, _>(i64::from(limit.count))
     .get_result(conn)
     .await?;
     Ok(verdict(&c, limit, now))

@@ -319,12 +319,17 @@ impl AuthService for PgAuthService {
         let ip = source_ip.map(|ip| ip.to_string());
         let settings = self.settings;
         let mut conn = self.pool.get().await.map_err(db)?;
-        let outcome = conn
+        // The address lock is shared by every request from one address, so
+        // it is taken last and held only over its count and the challenge
+        // insert: the mail is written first, and a limited request rolls
+        // the whole transaction back.
+        let written = conn
             .transaction(async |c| {
                 challenge::lock_key(c, &format!("auth.email:{email}")).await?;
                 let mut wait = challenge::email_window(c, email, settings.email_code_limit, now)
                     .await?
                     .err();
+                galaxy_mail::enqueue(c, &mail).await?;
                 if let Some(ip) = &ip {
                     challenge::lock_key(c, &format!("auth.ip:{ip}")).await?;
                     if let Err(secs) =
@@ -334,7 +339,7 @@ impl AuthService for PgAuthService {
                     }
                 }
                 if let Some(secs) = wait {
-                    return Ok::<_, AuthError>(Err(secs));
+                    return Err(AuthError::RateLimited(secs));
                 }
                 challenge::insert(
                     c,
@@ -348,14 +353,13 @@ impl AuthService for PgAuthService {
                     },
                 )
                 .await?;
-                galaxy_mail::enqueue(c, &mail).await?;
-                Ok(Ok(()))
+                Ok(())
             })
-            .await?;
-        if let Err(secs) = outcome {
+            .await;
+        if let Err(AuthError::RateLimited(secs)) = &written {
             tracing::info!(retry_after = secs, "login code request rate limited");
-            return Err(AuthError::RateLimited(secs));
         }
+        written?;
         tracing::info!(challenge_id = %id, "login code issued");
         Ok((id, expires_at))
     }
