@@ -72,7 +72,7 @@ fn images_are_small_non_root_shell_less_and_carry_ca_certificates() {
             String::from_utf8_lossy(&out.stderr)
         );
         let bundle = std::fs::read(&copied).unwrap();
-        let _ = std::fs::remove_file(&copied);
+        std::fs::remove_file(&copied).unwrap();
         assert_eq!(
             bundle,
             std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap(),

@@ -49,8 +49,19 @@ impl Drop for EngineGuard {
         let Ok(game_id) = self.0.parse() else {
             return;
         };
-        let _ = docker(&["rm", "-f", "-v", &galaxy_runtime::container_name(game_id)]);
-        let _ = docker(&["volume", "rm", "-f", &galaxy_runtime::volume_name(game_id)]);
+        for args in [
+            ["rm", "-f", "-v", &galaxy_runtime::container_name(game_id)],
+            ["volume", "rm", "-f", &galaxy_runtime::volume_name(game_id)],
+        ] {
+            let out = docker(&args);
+            if !out.status.success() {
+                eprintln!(
+                    "engine guard: docker {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+        }
     }
 }
 

@@ -24,10 +24,10 @@ pub trait UserEvents: Send + Sync + 'static {
     /// those of a later sign-in after an unblock).
     async fn user_blocked(
         &self,
-        account_id: Uuid,
-        blocked_at: DateTime<Utc>,
+        _account_id: Uuid,
+        _blocked_at: DateTime<Utc>,
     ) -> Result<(), ApiError> {
-        let _ = (account_id, blocked_at);
+        // A listener with nothing to undo on a block (lobby, notification).
         Ok(())
     }
 }

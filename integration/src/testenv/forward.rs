@@ -51,7 +51,7 @@ impl Forwarder {
     pub fn cut(&self) {
         self.state.cut.store(true, Ordering::Relaxed);
         for conn in self.state.open.lock().unwrap().drain(..) {
-            let _ = conn.shutdown(Shutdown::Both);
+            report_unless_closed(conn.shutdown(Shutdown::Both), "cut a connection");
         }
     }
 
@@ -60,11 +60,29 @@ impl Forwarder {
     }
 }
 
+/// A socket error other than the peer (or a cut) having closed it already
+/// is printed: a forwarder that silently stops forwarding would show up only
+/// as a confusing timeout in the scenario.
+fn report_unless_closed(result: std::io::Result<()>, what: &str) {
+    if let Err(e) = result
+        && !matches!(
+            e.kind(),
+            ErrorKind::NotConnected | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+        )
+    {
+        eprintln!("forwarder: {what}: {e}");
+    }
+}
+
 fn pipe(inbound: TcpStream, target: SocketAddr, state: &State) {
     let Ok(outbound) = TcpStream::connect(target) else {
         return;
     };
-    let _ = inbound.set_nonblocking(false);
+    // Accepted from a non-blocking listener; the copy threads block.
+    if let Err(e) = inbound.set_nonblocking(false) {
+        eprintln!("forwarder: dropping a connection that cannot block: {e}");
+        return;
+    }
     let (Ok(a), Ok(b), Ok(c), Ok(d)) = (
         inbound.try_clone(),
         outbound.try_clone(),
@@ -76,8 +94,10 @@ fn pipe(inbound: TcpStream, target: SocketAddr, state: &State) {
     state.open.lock().unwrap().extend([inbound, outbound]);
     for (mut from, mut to) in [(a, b), (c, d)] {
         std::thread::spawn(move || {
-            let _ = std::io::copy(&mut from, &mut to);
-            let _ = to.shutdown(Shutdown::Both);
+            // Either side closing (or a cut) ends the copy; the other
+            // direction then sees its socket shut down.
+            report_unless_closed(std::io::copy(&mut from, &mut to).map(drop), "copy");
+            report_unless_closed(to.shutdown(Shutdown::Both), "shut down after the copy");
         });
     }
 }
