@@ -2,12 +2,7 @@
 //! variable compose sets is one the binaries read, and every Docker API
 //! call the runtime makes passes the socket proxy — which opens nothing else.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::collections::BTreeSet;
 

@@ -5,12 +5,7 @@
 //! through the Docker API, and exits 0 on SIGTERM; the gateway reaches the
 //! backend by its DNS name.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::time::Duration;
 

@@ -2,12 +2,7 @@
 //! deploy/build-images.sh when missing): non-root, no shell, CA bundle,
 //! HEALTHCHECK, at most 80 MB — and host names resolve inside them.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use galaxy_integration::testenv::{self, docker, must};
 use serde_json::Value;

@@ -21,12 +21,8 @@
 //! ```
 //! `BENCH_SOCKETS` (default 40000), `BENCH_SECONDS` (default 3 per round).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(clippy::cast_precision_loss, reason = "approximate rates")]
 // Printing the figures is this program's whole output.
 #![allow(clippy::print_stdout)]
 

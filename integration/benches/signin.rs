@@ -26,12 +26,8 @@
 //! `BENCH_CLIENTS` (default 16) pairs in flight, `BENCH_PAIRS` (default
 //! 4000) per round, `BENCH_ROUNDS` (default 5).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(clippy::cast_precision_loss, reason = "approximate rates")]
 // Printing the figures is this program's whole output.
 #![allow(clippy::print_stdout)]
 

@@ -6,12 +6,7 @@
 //! `cargo build -p galaxy-backend && cargo bench -p galaxy-integration --profile dev --bench telemetry_latency`
 //! (or `--release` for both).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 // Printing the figures is this program's whole output.
 #![allow(clippy::print_stdout)]
 
@@ -79,15 +74,12 @@ fn main() {
 
         let closed = free_port();
         let mut unreachable = BackendBuilder::new(&db.dsn())
-            .env("BACKEND_OTEL_TRACES_EXPORTER", "otlp")
-            .env("BACKEND_OTEL_METRICS_EXPORTER", "otlp")
+            // Export (and fail) often, so the run overlaps many attempts.
+            .exporting("otlp", 500)
             .env(
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 format!("http://127.0.0.1:{closed}"),
             )
-            // Export (and fail) often, so the run overlaps many attempts.
-            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-            .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
             .spawn();
         let down = measure(&mut unreachable).await;
 

@@ -24,6 +24,26 @@ pub async fn call(
     r.send().await.expect("HTTP request")
 }
 
+/// `GET path` with a bearer token.
+pub async fn get(b: &Backend, path: &str, token: &str) -> reqwest::Response {
+    call(b, reqwest::Method::GET, path, token, None).await
+}
+
+/// `DELETE path` with a bearer token.
+pub async fn delete(b: &Backend, path: &str, token: &str) -> reqwest::Response {
+    call(b, reqwest::Method::DELETE, path, token, None).await
+}
+
+/// The JSON body of `GET path` with a bearer token, asserting 200.
+pub async fn get_json(b: &Backend, path: &str, token: &str) -> Value {
+    json_of(get(b, path, token).await, 200).await
+}
+
+/// `POST path` with a bearer token and an optional JSON body.
+pub async fn post(b: &Backend, path: &str, token: &str, body: Option<Value>) -> reqwest::Response {
+    call(b, reqwest::Method::POST, path, token, body).await
+}
+
 /// Asserts the status (showing the body when it differs) and returns the JSON body.
 pub async fn json_of(r: reqwest::Response, status: u16) -> Value {
     let got = r.status().as_u16();

@@ -128,6 +128,19 @@ impl BackendBuilder {
         self
     }
 
+    /// Traces and metrics both exported by `exporter` (`otlp`, `stdout` or
+    /// `none`), spans flushed every 100 ms and metrics every
+    /// `metric_interval_ms`, so a test sees them soon after its requests.
+    pub fn exporting(self, exporter: &str, metric_interval_ms: u32) -> Self {
+        self.env("BACKEND_OTEL_TRACES_EXPORTER", exporter)
+            .env("BACKEND_OTEL_METRICS_EXPORTER", exporter)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .env(
+                "OTEL_METRIC_EXPORT_INTERVAL",
+                metric_interval_ms.to_string(),
+            )
+    }
+
     pub fn without(mut self, key: &str) -> Self {
         self.env.remove(key);
         self
@@ -303,6 +316,11 @@ impl Backend {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// The JSON body of an unauthenticated `GET path`, whatever its status.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).await.json().await.expect("a JSON body")
     }
 
     /// Status of `GET path`, or None while nothing answers.

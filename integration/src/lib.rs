@@ -9,12 +9,8 @@
 //! `testenv` is the container suite's stack: the shipped images, not the
 //! binaries (integration/tests/{auth_flow,game_lifecycle,…}.rs).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test support: a failed setup step panics the test that asked for it"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support")]
+#![allow(clippy::cast_precision_loss, reason = "approximate rates")]
 
 pub mod api;
 mod backend;

@@ -2,12 +2,7 @@
 //! code the backend image mails to a real SMTP server, uses the session and
 //! signs out; wrong codes and missing tokens are problem+json.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::time::Duration;
 

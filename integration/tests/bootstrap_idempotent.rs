@@ -2,12 +2,7 @@
 //! migrations and the bootstrap admin are applied once, the engine network
 //! it finds is kept — and SIGTERM stops it with exit 0.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;

@@ -4,12 +4,8 @@
 //! limit is one budget for all, and the outbox and push workers of two
 //! backends deliver each mail and each push event exactly once.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(clippy::cast_precision_loss, reason = "approximate rates")]
 #![allow(clippy::print_stdout)] // the propagation figures are reported
 
 use std::collections::{HashMap, HashSet};
@@ -19,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use galaxy_integration::api::{call, json_of, sign_in};
+use galaxy_integration::api::{call, get, json_of, post, sign_in};
 use galaxy_integration::engines::admin_login;
 use galaxy_integration::push::{next_frame, open, push_events};
 use galaxy_integration::{Backend, BackendBuilder, GatewayBuilder};
@@ -64,7 +60,7 @@ where
 }
 
 async fn me(b: &Backend, token: &str) -> (u16, Value) {
-    let r = call(b, Method::GET, "/api/v1/user/me", token, None).await;
+    let r = get(b, "/api/v1/user/me", token).await;
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
@@ -112,7 +108,7 @@ async fn a_session_created_renamed_blocked_or_revoked_on_one_backend_holds_on_th
         seen.entry("renamed").or_default().push(t);
 
         // Revoked on A (logout): refused on B.
-        let r = call(&a, Method::POST, "/api/v1/auth/logout", &token, None).await;
+        let r = post(&a, "/api/v1/auth/logout", &token, None).await;
         assert_eq!(r.status(), 204);
         let t = time_until("a revoked session on the peer", || async {
             me(&b, &token).await.0 == 401
@@ -128,9 +124,8 @@ async fn a_session_created_renamed_blocked_or_revoked_on_one_backend_holds_on_th
         })
         .await;
         seen.entry("created").or_default().push(t);
-        let r = call(
+        let r = post(
             &a,
-            Method::POST,
             &format!("/api/v1/admin/users/{account}/block"),
             &admin,
             None,
@@ -144,7 +139,7 @@ async fn a_session_created_renamed_blocked_or_revoked_on_one_backend_holds_on_th
         seen.entry("blocked").or_default().push(t);
     }
     // An admin session opened on A is valid on B too.
-    let r = call(&b, Method::GET, "/api/v1/admin/admins", &admin, None).await;
+    let r = get(&b, "/api/v1/admin/admins", &admin).await;
     json_of(r, 200).await;
 
     let mut all: Vec<Duration> = seen.values().flatten().copied().collect();

@@ -3,16 +3,11 @@
 //! tokens kept out, escaping, the audit log; then the same console in a
 //! real headless Chromium over WebDriver (the browser tests at the end).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::time::Duration;
 
-use galaxy_integration::api::{call, json_of, sign_in};
+use galaxy_integration::api::{call, get, json_of, post, sign_in};
 use galaxy_integration::{Backend, BackendBuilder};
 use galaxy_testdb::TestDb;
 use serde_json::{Value, json};
@@ -111,26 +106,12 @@ async fn admin_token(b: &Backend) -> String {
 }
 
 async fn account_status(b: &Backend, admin: &str, id: &str) -> String {
-    let r = call(
-        b,
-        reqwest::Method::GET,
-        &format!("/api/v1/admin/users/{id}"),
-        admin,
-        None,
-    )
-    .await;
+    let r = get(b, &format!("/api/v1/admin/users/{id}"), admin).await;
     json_of(r, 200).await["status"].as_str().unwrap().to_owned()
 }
 
 async fn audit(b: &Backend, admin: &str) -> Vec<Value> {
-    let r = call(
-        b,
-        reqwest::Method::GET,
-        "/api/v1/admin/audit?page_size=200",
-        admin,
-        None,
-    )
-    .await;
+    let r = get(b, "/api/v1/admin/audit?page_size=200", admin).await;
     json_of(r, 200).await["items"].as_array().unwrap().clone()
 }
 
@@ -243,14 +224,7 @@ async fn sessions_csrf_and_bearer_tokens() {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("is now blocked"));
     assert_eq!(account_status(b, &admin, &user_id).await, "blocked");
-    let r = call(
-        b,
-        reqwest::Method::GET,
-        "/api/v1/user/me",
-        &user_token,
-        None,
-    )
-    .await;
+    let r = get(b, "/api/v1/user/me", &user_token).await;
     assert_eq!(r.status(), 401);
 
     // A password change keeps this session and signs the other out.
@@ -333,18 +307,16 @@ async fn every_page_renders_and_hostile_names_are_escaped() {
     )
     .await;
     json_of(r, 200).await;
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         "/api/v1/admin/engine-versions",
         &admin,
         Some(json!({"version": "1.0.0", "image": "galaxy/game:console-test"})),
     )
     .await;
     json_of(r, 201).await;
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         "/api/v1/lobby/games",
         &token,
         Some(json!({
@@ -409,7 +381,7 @@ async fn every_page_renders_and_hostile_names_are_escaped() {
     }
 
     // The console is not in the API document; the audit route is.
-    let doc: Value = b.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let doc: Value = b.get_json("/api/v1/openapi.json").await;
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.keys().all(|p| !p.starts_with("/console")));
     assert!(paths.contains_key("/api/v1/admin/audit"));
@@ -467,9 +439,8 @@ async fn every_page_renders_and_hostile_names_are_escaped() {
         )
         .await;
     assert_eq!(r.status(), 409);
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         &format!("/api/v1/admin/users/{user_id}/block"),
         &admin,
         None,
@@ -767,14 +738,7 @@ async fn resend_retry_block(browser: &Browser) {
     let (ann, ann_id) = sign_in(b, &db, "ann@example.test").await;
     let (bob, _) = sign_in(b, &db, "bob@example.test").await;
     let dead = || async {
-        let r = call(
-            b,
-            reqwest::Method::GET,
-            "/api/v1/admin/mail/dead-letters",
-            &admin,
-            None,
-        )
-        .await;
+        let r = get(b, "/api/v1/admin/mail/dead-letters", &admin).await;
         json_of(r, 200).await["items"].as_array().unwrap().clone()
     };
     until("the sign-in mails dead-letter", || async {
@@ -782,18 +746,16 @@ async fn resend_retry_block(browser: &Browser) {
     })
     .await;
     // Bob joins Ann's game: the push to Ann has no gateway and dead-letters.
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         "/api/v1/admin/engine-versions",
         &admin,
         Some(json!({"version": "1.0.0", "image": "galaxy/game:console-test"})),
     )
     .await;
     json_of(r, 201).await;
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         "/api/v1/lobby/games",
         &ann,
         Some(json!({
@@ -803,9 +765,8 @@ async fn resend_retry_block(browser: &Browser) {
     )
     .await;
     let game = json_of(r, 201).await;
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         &format!("/api/v1/lobby/games/{}/join", game["id"].as_str().unwrap()),
         &bob,
         Some(json!({"race_name": "Sol"})),
@@ -813,12 +774,10 @@ async fn resend_retry_block(browser: &Browser) {
     .await;
     json_of(r, 200).await;
     let dead_route = || async {
-        let r = call(
+        let r = get(
             b,
-            reqwest::Method::GET,
             "/api/v1/admin/notifications/routes?status=dead_lettered",
             &admin,
-            None,
         )
         .await;
         json_of(r, 200).await["items"].as_array().unwrap().clone()
@@ -897,7 +856,7 @@ async fn resend_retry_block(browser: &Browser) {
         .press(&format!("/console/users/{ann_id}/block"), "Block")
         .await;
     assert!(done.contains("is now blocked"), "{done}");
-    let r = call(b, reqwest::Method::GET, "/api/v1/user/me", &ann, None).await;
+    let r = get(b, "/api/v1/user/me", &ann).await;
     assert_eq!(r.status(), 401);
 
     browser.open(b, "/console/audit").await;
@@ -975,9 +934,8 @@ async fn force_turn(browser: &Browser) {
     b.wait_ready(Duration::from_secs(60)).await;
     let b = &b;
     let admin = admin_token(b).await;
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         "/api/v1/admin/engine-versions",
         &admin,
         Some(json!({"version": "1.0.0", "image": ENGINE_IMAGE})),
@@ -986,9 +944,8 @@ async fn force_turn(browser: &Browser) {
     json_of(r, 201).await;
     let (ann, _) = sign_in(b, &db, "ann@example.test").await;
     let (bob, _) = sign_in(b, &db, "bob@example.test").await;
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         "/api/v1/lobby/games",
         &ann,
         Some(json!({
@@ -999,33 +956,18 @@ async fn force_turn(browser: &Browser) {
     .await;
     let id = json_of(r, 201).await["id"].as_str().unwrap().to_owned();
     let _engine = EngineGuard(id.clone());
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         &format!("/api/v1/lobby/games/{id}/join"),
         &bob,
         Some(json!({"race_name": "Sol"})),
     )
     .await;
     json_of(r, 200).await;
-    let r = call(
-        b,
-        reqwest::Method::POST,
-        &format!("/api/v1/lobby/games/{id}/start"),
-        &ann,
-        None,
-    )
-    .await;
+    let r = post(b, &format!("/api/v1/lobby/games/{id}/start"), &ann, None).await;
     assert_eq!(r.status(), 202);
     b.eventually(Duration::from_secs(90), "game running", || async {
-        let r = call(
-            b,
-            reqwest::Method::GET,
-            &format!("/api/v1/lobby/games/{id}"),
-            &ann,
-            None,
-        )
-        .await;
+        let r = get(b, &format!("/api/v1/lobby/games/{id}"), &ann).await;
         r.json::<Value>().await.unwrap()["status"] == "running"
     })
     .await;

@@ -2,12 +2,7 @@
 //! request ids, concurrent start-up, database outage and shutdown — all
 //! against real backend processes and a real PostgreSQL.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::time::Duration;
 
@@ -53,6 +48,15 @@ async fn applied_migrations(db: &TestDb) -> i64 {
             .await
             .unwrap();
     c.n
+}
+
+/// `GET path` carrying the client's `X-Request-Id`.
+async fn get_with_request_id(backend: &Backend, path: &str, id: &str) -> reqwest::Response {
+    let request = backend
+        .client
+        .get(backend.url(path))
+        .header("X-Request-Id", id);
+    request.send().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -135,7 +139,7 @@ async fn readiness_follows_the_database() {
             backend.status_of("/readyz").await == Some(503)
         })
         .await;
-    let body: serde_json::Value = backend.get("/readyz").await.json().await.unwrap();
+    let body: serde_json::Value = backend.get_json("/readyz").await;
     assert_eq!(body["ready"], false);
     assert!(
         body["checks"]["postgres"]
@@ -203,25 +207,13 @@ async fn errors_are_problems_and_request_ids_round_trip() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_problem(404, &headers, &body, "not_found");
 
-    let resp = backend
-        .client
-        .get(backend.url("/nope"))
-        .header("X-Request-Id", "abc-123")
-        .send()
-        .await
-        .unwrap();
+    let resp = get_with_request_id(&backend, "/nope", "abc-123").await;
     assert_eq!(resp.headers()["x-request-id"], "abc-123");
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["request_id"], "abc-123");
 
     // An unsafe id is replaced, not echoed.
-    let resp = backend
-        .client
-        .get(backend.url("/healthz"))
-        .header("X-Request-Id", "<script>")
-        .send()
-        .await
-        .unwrap();
+    let resp = get_with_request_id(&backend, "/healthz", "<script>").await;
     assert_ne!(resp.headers()["x-request-id"], "<script>");
 
     // Wrong method on a known route.
@@ -237,12 +229,7 @@ async fn errors_are_problems_and_request_ids_round_trip() {
     assert_problem(405, &headers, &body, "method_not_allowed");
 
     // The OpenAPI document is served.
-    let doc: serde_json::Value = backend
-        .get("/api/v1/openapi.json")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value = backend.get_json("/api/v1/openapi.json").await;
     assert!(doc["paths"]["/readyz"].is_object());
 
     // One access-log line per request, with route, status and request id.
@@ -296,12 +283,7 @@ async fn undeclared_methods_are_405_with_allow_on_every_path() {
     let db = TestDb::new();
     let mut backend = BackendBuilder::new(&db.dsn()).spawn();
     backend.wait_ready(Duration::from_secs(30)).await;
-    let doc: serde_json::Value = backend
-        .get("/api/v1/openapi.json")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value = backend.get_json("/api/v1/openapi.json").await;
     let methods = ["get", "post", "put", "patch", "delete"];
     let mut paths: Vec<(String, Vec<String>)> = doc["paths"]
         .as_object()

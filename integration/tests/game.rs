@@ -3,23 +3,19 @@
 //! engine container runs; orders and a forced turn change the report; players
 //! are notified; a killed engine is restarted by the reconciler with its turn.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use galaxy_integration::api::{call, json_of, sign_in};
+use galaxy_integration::api::{get, get_json, json_of, post, sign_in};
 use galaxy_integration::engines::{
     ENGINE_IMAGE, EngineGuard, admin_login, docker, ensure_engine_image, register_engine,
 };
 use galaxy_integration::sql::count;
 use galaxy_integration::{Backend, BackendBuilder};
-use galaxy_notification::proto::SubscribeRequest;
 use galaxy_notification::proto::push_client::PushClient;
+use galaxy_notification::proto::{PushEvent, SubscribeRequest};
 use galaxy_testdb::TestDb;
 use serde_json::{Value, json};
 
@@ -36,15 +32,34 @@ async fn register(b: &Backend, version: &str, image: &str) -> String {
 }
 
 async fn join(b: &Backend, token: &str, game_id: &str, race: &str) {
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         &format!("/api/v1/lobby/games/{game_id}/join"),
         token,
         Some(json!({ "race_name": race })),
     )
     .await;
     json_of(r, 200).await;
+}
+
+/// The accounts of the next `n` push events of `kind` (others are skipped).
+async fn recipients_of(
+    stream: &mut tonic::Streaming<PushEvent>,
+    kind: &str,
+    n: usize,
+) -> BTreeSet<String> {
+    let mut accounts = BTreeSet::new();
+    while accounts.len() < n {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if ev.kind == kind {
+            accounts.insert(ev.account_id);
+        }
+    }
+    accounts
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -80,9 +95,8 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
     let (bob, bob_id) = sign_in(b, &db, "bob@example.test").await;
     let (carol, _) = sign_in(b, &db, "carol@example.test").await;
 
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         "/api/v1/lobby/games",
         &alice,
         Some(json!({
@@ -101,34 +115,13 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
 
     join(b, &bob, &id, "Sol").await;
     // Only the owner starts.
-    let r = call(
-        b,
-        reqwest::Method::POST,
-        &format!("/api/v1/lobby/games/{id}/start"),
-        &bob,
-        None,
-    )
-    .await;
+    let r = post(b, &format!("/api/v1/lobby/games/{id}/start"), &bob, None).await;
     assert_eq!(r.status(), 403);
-    let r = call(
-        b,
-        reqwest::Method::POST,
-        &format!("/api/v1/lobby/games/{id}/start"),
-        &alice,
-        None,
-    )
-    .await;
+    let r = post(b, &format!("/api/v1/lobby/games/{id}/start"), &alice, None).await;
     assert_eq!(r.status(), 202);
 
     b.eventually(Duration::from_secs(60), "game running", || async {
-        let r = call(
-            b,
-            reqwest::Method::GET,
-            &format!("/api/v1/lobby/games/{id}"),
-            &alice,
-            None,
-        )
-        .await;
+        let r = get(b, &format!("/api/v1/lobby/games/{id}"), &alice).await;
         r.json::<Value>().await.unwrap()["status"] == "running"
     })
     .await;
@@ -156,19 +149,8 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
     );
 
     // Both players were told: a push event each, and a mail each.
-    let mut started_for = std::collections::BTreeSet::new();
-    while started_for.len() < 2 {
-        let ev = tokio::time::timeout(Duration::from_secs(10), stream.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if ev.kind == "lobby.game_started" {
-            started_for.insert(ev.account_id.clone());
-        }
-    }
     assert_eq!(
-        started_for,
+        recipients_of(&mut stream, "lobby.game_started", 2).await,
         [alice_id.clone(), bob_id.clone()].into_iter().collect()
     );
     assert_eq!(
@@ -177,18 +159,10 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
     );
 
     // Game routes: members only; the engine validates orders.
-    let r = call(
-        b,
-        reqwest::Method::GET,
-        &format!("/api/v1/games/{id}/report"),
-        &carol,
-        None,
-    )
-    .await;
+    let r = get(b, &format!("/api/v1/games/{id}/report"), &carol).await;
     assert_eq!(r.status(), 403);
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         &format!("/api/v1/games/{id}/orders"),
         &alice,
         Some(json!({"orders": [{"type": "build_ships", "count": 11}]})),
@@ -199,45 +173,31 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
         !problem["detail"].as_str().unwrap().is_empty(),
         "the engine's reason"
     );
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         &format!("/api/v1/games/{id}/orders"),
         &alice,
         Some(json!({"orders": [{"type": "build_ships", "count": 3}]})),
     )
     .await;
     assert_eq!(r.status(), 202);
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         &format!("/api/v1/games/{id}/orders"),
         &bob,
         Some(json!({"orders": [{"type": "raise_industry"}]})),
     )
     .await;
     assert_eq!(r.status(), 202);
-    let report = json_of(
-        call(
-            b,
-            reqwest::Method::GET,
-            &format!("/api/v1/games/{id}/report"),
-            &alice,
-            None,
-        )
-        .await,
-        200,
-    )
-    .await;
+    let report = get_json(b, &format!("/api/v1/games/{id}/report"), &alice).await;
     assert_eq!(
         report,
         json!({"turn": 0, "race": "Vega", "industry": 10, "ships": 0})
     );
 
     // Force the next turn: generated within two ticks, rules applied.
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         &format!("/api/v1/admin/runtime/{id}/force-next-turn"),
         &admin,
         None,
@@ -246,93 +206,31 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
     let op = json_of(r, 202).await;
     assert!(op["operation_id"].is_string());
     b.eventually(Duration::from_secs(5), "turn 1", || async {
-        let r = call(
-            b,
-            reqwest::Method::GET,
-            &format!("/api/v1/games/{id}/report"),
-            &alice,
-            None,
-        )
-        .await;
+        let r = get(b, &format!("/api/v1/games/{id}/report"), &alice).await;
         r.json::<Value>().await.unwrap()["turn"] == 1
     })
     .await;
-    let alice_report = json_of(
-        call(
-            b,
-            reqwest::Method::GET,
-            &format!("/api/v1/games/{id}/report"),
-            &alice,
-            None,
-        )
-        .await,
-        200,
-    )
-    .await;
+    let alice_report = get_json(b, &format!("/api/v1/games/{id}/report"), &alice).await;
     assert_eq!(
         alice_report,
         json!({"turn": 1, "race": "Vega", "industry": 10, "ships": 3})
     );
-    let bob_report = json_of(
-        call(
-            b,
-            reqwest::Method::GET,
-            &format!("/api/v1/games/{id}/report?turn=1"),
-            &bob,
-            None,
-        )
-        .await,
-        200,
-    )
-    .await;
+    let bob_report = get_json(b, &format!("/api/v1/games/{id}/report?turn=1"), &bob).await;
     assert_eq!(
         bob_report,
         json!({"turn": 1, "race": "Sol", "industry": 11, "ships": 0})
     );
-    let mut turn_for = std::collections::BTreeSet::new();
-    while turn_for.len() < 2 {
-        let ev = tokio::time::timeout(Duration::from_secs(10), stream.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if ev.kind == "runtime.turn_generated" {
-            turn_for.insert(ev.account_id.clone());
-        }
-    }
     assert_eq!(
-        turn_for,
+        recipients_of(&mut stream, "runtime.turn_generated", 2).await,
         [alice_id.clone(), bob_id.clone()].into_iter().collect()
     );
 
     // The flag was consumed once: the next ticks generate nothing early.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let record = json_of(
-        call(
-            b,
-            reqwest::Method::GET,
-            &format!("/api/v1/admin/runtime/{id}"),
-            &admin,
-            None,
-        )
-        .await,
-        200,
-    )
-    .await;
+    let record = get_json(b, &format!("/api/v1/admin/runtime/{id}"), &admin).await;
     assert_eq!(record["current_turn"], 1);
     assert_eq!(record["skip_next_wait"], false);
-    let turns = json_of(
-        call(
-            b,
-            reqwest::Method::GET,
-            &format!("/api/v1/games/{id}/turns"),
-            &bob,
-            None,
-        )
-        .await,
-        200,
-    )
-    .await;
+    let turns = get_json(b, &format!("/api/v1/games/{id}/turns"), &bob).await;
     assert_eq!(
         turns
             .as_array()
@@ -355,31 +253,13 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
     )
     .await;
     b.eventually(Duration::from_secs(20), "report served again", || async {
-        let r = call(
-            b,
-            reqwest::Method::GET,
-            &format!("/api/v1/games/{id}/report"),
-            &alice,
-            None,
-        )
-        .await;
+        let r = get(b, &format!("/api/v1/games/{id}/report"), &alice).await;
         r.status() == 200 && r.json::<Value>().await.unwrap()["turn"] == 1
     })
     .await;
 
     // One operation-log row per operation, each with its outcome.
-    let ops = json_of(
-        call(
-            b,
-            reqwest::Method::GET,
-            &format!("/api/v1/admin/runtime/{id}/operations"),
-            &admin,
-            None,
-        )
-        .await,
-        200,
-    )
-    .await;
+    let ops = get_json(b, &format!("/api/v1/admin/runtime/{id}/operations"), &admin).await;
     let items = ops["items"].as_array().unwrap();
     for kind in ["start", "force_next_turn"] {
         let op = items
@@ -405,20 +285,13 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
     // are refused as for any game not running), and running again after a
     // start.
     let game_status = || async {
-        let r = call(
-            b,
-            reqwest::Method::GET,
-            &format!("/api/v1/lobby/games/{id}"),
-            &alice,
-            None,
-        )
-        .await;
+        let r = get(b, &format!("/api/v1/lobby/games/{id}"), &alice).await;
         r.json::<Value>().await.unwrap()["status"].clone()
     };
     let admin_post = |what: &'static str| {
         let path = format!("/api/v1/admin/runtime/{id}/{what}");
         let admin = admin.clone();
-        async move { call(b, reqwest::Method::POST, &path, &admin, None).await }
+        async move { post(b, &path, &admin, None).await }
     };
     assert_eq!(admin_post("stop").await.status(), 202);
     assert_eq!(game_status().await, "paused");
@@ -459,51 +332,20 @@ async fn a_failed_start_reopens_the_game_and_mails_the_admin() {
 
     let (alice, _) = sign_in(b, &db, "alice@example.test").await;
     let (bob, _) = sign_in(b, &db, "bob@example.test").await;
-    let r = call(
-        b,
-        reqwest::Method::POST,
-        "/api/v1/lobby/games",
-        &alice,
-        Some(json!({"name": "Never", "race_name": "Vega", "min_players": 2, "max_players": 2, "turn_interval_seconds": 60})),
-    )
+    let r = post(b, "/api/v1/lobby/games", &alice, Some(json!({"name": "Never", "race_name": "Vega", "min_players": 2, "max_players": 2, "turn_interval_seconds": 60})))
     .await;
     let id = json_of(r, 201).await["id"].as_str().unwrap().to_owned();
     let _engine = EngineGuard(id.clone());
     join(b, &bob, &id, "Sol").await;
-    let r = call(
-        b,
-        reqwest::Method::POST,
-        &format!("/api/v1/lobby/games/{id}/start"),
-        &alice,
-        None,
-    )
-    .await;
+    let r = post(b, &format!("/api/v1/lobby/games/{id}/start"), &alice, None).await;
     assert_eq!(r.status(), 202);
 
     b.eventually(Duration::from_secs(20), "game back to open", || async {
-        let r = call(
-            b,
-            reqwest::Method::GET,
-            &format!("/api/v1/lobby/games/{id}"),
-            &alice,
-            None,
-        )
-        .await;
+        let r = get(b, &format!("/api/v1/lobby/games/{id}"), &alice).await;
         r.json::<Value>().await.unwrap()["status"] == "open"
     })
     .await;
-    let record = json_of(
-        call(
-            b,
-            reqwest::Method::GET,
-            &format!("/api/v1/admin/runtime/{id}"),
-            &admin,
-            None,
-        )
-        .await,
-        200,
-    )
-    .await;
+    let record = get_json(b, &format!("/api/v1/admin/runtime/{id}"), &admin).await;
     assert_eq!(record["observed_state"], "failed", "{record}");
     assert!(
         !record["last_error"].as_str().unwrap_or_default().is_empty(),

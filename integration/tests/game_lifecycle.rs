@@ -4,12 +4,7 @@
 //! an operator's forced turn and the report; the start reaches both players
 //! over the gateway's push WebSocket.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::time::Duration;
 

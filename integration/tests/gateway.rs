@@ -2,12 +2,7 @@
 //! PostgreSQL and Redis, with a real WebSocket client: the proxy and its
 //! trust boundary, the sign-in limits, and players' push sockets.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::time::Duration;
 

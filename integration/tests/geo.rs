@@ -3,12 +3,7 @@
 //! variable; the project's fixture boots, and the counters' flusher runs
 //! through to its final flush at shutdown.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,18 +2,14 @@
 //! accounts and the admin surface over HTTP against real backend processes,
 //! a real PostgreSQL and the project's GeoIP fixture.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use galaxy_integration::api::{call, delete, get, post};
 use galaxy_integration::sql::count;
 use galaxy_integration::{Backend, BackendBuilder};
 use galaxy_testdb::{PrivateServer, TestDb};
@@ -105,7 +101,13 @@ async fn code_for(db: &TestDb, email: &str) -> String {
     code_in(&mut conn, "mail_deliveries", email).await
 }
 
-async fn post(b: &Backend, path: &str, body: Value, xff: Option<&str>) -> reqwest::Response {
+/// An unauthenticated `POST`, optionally from a forwarded address.
+async fn post_as_guest(
+    b: &Backend,
+    path: &str,
+    body: Value,
+    xff: Option<&str>,
+) -> reqwest::Response {
     let mut r = b.client.post(b.url(path)).json(&body);
     if let Some(ip) = xff {
         r = r.header("X-Forwarded-For", ip);
@@ -113,22 +115,25 @@ async fn post(b: &Backend, path: &str, body: Value, xff: Option<&str>) -> reqwes
     r.send().await.unwrap()
 }
 
-async fn authed(
-    b: &Backend,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    galaxy_integration::api::call(b, method, path, token, body).await
+/// `POST /api/v1/admin/users/{id}/<action>` (block, unblock, sessions/revoke).
+async fn admin_user_action(b: &Backend, admin: &str, id: &str, action: &str) -> reqwest::Response {
+    post(
+        b,
+        &format!("/api/v1/admin/users/{id}/{action}"),
+        admin,
+        None,
+    )
+    .await
 }
 
-async fn get(b: &Backend, path: &str, token: &str) -> reqwest::Response {
-    authed(b, reqwest::Method::GET, path, token, None).await
+/// The admin's own password change.
+async fn change_password(b: &Backend, token: &str, current: &str, new: &str) -> reqwest::Response {
+    let body = json!({ "current_password": current, "new_password": new });
+    post(b, "/api/v1/admin/auth/password", token, Some(body)).await
 }
 
 async fn request_code(b: &Backend, email: &str, xff: Option<&str>) -> Value {
-    let r = post(b, "/api/v1/auth/email-code", json!({ "email": email }), xff).await;
+    let r = post_as_guest(b, "/api/v1/auth/email-code", json!({ "email": email }), xff).await;
     assert_eq!(r.status(), 202);
     r.json().await.unwrap()
 }
@@ -139,7 +144,7 @@ async fn verify(
     code: &str,
     xff: Option<&str>,
 ) -> reqwest::Response {
-    post(
+    post_as_guest(
         b,
         "/api/v1/auth/email-code/verify",
         json!({ "challenge_id": challenge["challenge_id"], "code": code }),
@@ -159,7 +164,7 @@ async fn sign_in(s: &Stack, email: &str, xff: Option<&str>) -> (String, Value) {
 }
 
 async fn admin_login(b: &Backend, password: &str) -> reqwest::Response {
-    post(
+    post_as_guest(
         b,
         "/api/v1/admin/auth/login",
         json!({ "username": ADMIN, "password": password }),
@@ -221,7 +226,7 @@ async fn email_code_flow_from_gb_to_logout() {
     assert_eq!(me["declared_country"], "GB");
     assert_eq!(me["id"], signed["account"]["id"]);
 
-    let r = authed(
+    let r = call(
         b,
         reqwest::Method::PATCH,
         "/api/v1/user/me",
@@ -247,7 +252,7 @@ async fn email_code_flow_from_gb_to_logout() {
     let (second, again) = sign_in(&s, "ann@example.test", None).await;
     assert_eq!(again["created"], false);
     assert_eq!(again["account"]["declared_country"], "GB");
-    let r = authed(b, reqwest::Method::POST, "/api/v1/auth/logout", token, None).await;
+    let r = post(b, "/api/v1/auth/logout", token, None).await;
     assert_eq!(r.status(), 204);
     problem(get(b, "/api/v1/user/me", token).await, 401, "unauthorized").await;
     assert_eq!(get(b, "/api/v1/user/me", &second).await.status(), 200);
@@ -299,7 +304,7 @@ async fn wrong_codes_expiry_and_the_per_email_limit() {
     ] {
         request_code(b, spelling, None).await;
     }
-    let r = post(
+    let r = post_as_guest(
         b,
         "/api/v1/auth/email-code",
         json!({ "email": "dee@example.test" }),
@@ -391,7 +396,7 @@ async fn bad_input_is_refused_and_nothing_is_written() {
         json!(5),
         json!(null),
     ] {
-        let r = authed(
+        let r = call(
             b,
             reqwest::Method::PATCH,
             "/api/v1/user/me",
@@ -401,7 +406,7 @@ async fn bad_input_is_refused_and_nothing_is_written() {
         .await;
         problem(r, 400, "validation_failed").await;
     }
-    let r = authed(
+    let r = call(
         b,
         reqwest::Method::PATCH,
         "/api/v1/user/me",
@@ -425,7 +430,7 @@ async fn bad_input_is_refused_and_nothing_is_written() {
         json!(42),
         json!(["x@y.z"]),
     ] {
-        let r = post(
+        let r = post_as_guest(
             b,
             "/api/v1/auth/email-code",
             json!({ "email": email }),
@@ -434,7 +439,7 @@ async fn bad_input_is_refused_and_nothing_is_written() {
         .await;
         problem(r, 400, "validation_failed").await;
     }
-    let r = post(b, "/api/v1/auth/email-code", json!("x@y.test"), None).await;
+    let r = post_as_guest(b, "/api/v1/auth/email-code", json!("x@y.test"), None).await;
     problem(r, 400, "validation_failed").await;
     for body in [
         json!({ "challenge_id": "nope", "code": "123456" }),
@@ -443,18 +448,11 @@ async fn bad_input_is_refused_and_nothing_is_written() {
         json!({ "challenge_id": uuid_like(), "code": "abcdef" }),
         json!({ "challenge_id": uuid_like() }),
     ] {
-        let r = post(b, "/api/v1/auth/email-code/verify", body, None).await;
+        let r = post_as_guest(b, "/api/v1/auth/email-code/verify", body, None).await;
         problem(r, 400, "validation_failed").await;
     }
     problem(
-        authed(
-            b,
-            reqwest::Method::DELETE,
-            "/api/v1/auth/sessions/not-a-uuid",
-            &token,
-            None,
-        )
-        .await,
+        delete(b, "/api/v1/auth/sessions/not-a-uuid", &token).await,
         400,
         "validation_failed",
     )
@@ -471,7 +469,7 @@ async fn bad_input_is_refused_and_nothing_is_written() {
         "/api/v1/admin/users/12/block",
         "/api/v1/admin/users/x/sessions/revoke",
     ] {
-        let r = authed(b, reqwest::Method::POST, path, &admin, None).await;
+        let r = post(b, path, &admin, None).await;
         problem(r, 400, "validation_failed").await;
     }
     for body in [
@@ -479,24 +477,10 @@ async fn bad_input_is_refused_and_nothing_is_written() {
         json!({ "username": "A B", "password": "long-enough-password" }),
         json!({ "username": 7, "password": "long-enough-password" }),
     ] {
-        let r = authed(
-            b,
-            reqwest::Method::POST,
-            "/api/v1/admin/admins",
-            &admin,
-            Some(body),
-        )
-        .await;
+        let r = post(b, "/api/v1/admin/admins", &admin, Some(body)).await;
         problem(r, 400, "validation_failed").await;
     }
-    let r = authed(
-        b,
-        reqwest::Method::POST,
-        "/api/v1/admin/auth/password",
-        &admin,
-        Some(json!({ "current_password": ADMIN_PASSWORD, "new_password": "too-short" })),
-    )
-    .await;
+    let r = change_password(b, &admin, ADMIN_PASSWORD, "too-short").await;
     problem(r, 400, "validation_failed").await;
 
     let after = (
@@ -592,7 +576,7 @@ async fn me_keeps_answering_while_postgres_is_stopped() {
     let sessions = get(&backend, "/api/v1/auth/sessions", token).await;
     assert_eq!(sessions.status(), 200);
     // A write needs the database: a clean 503, never a 500.
-    let r = authed(
+    let r = call(
         &backend,
         reqwest::Method::PATCH,
         "/api/v1/user/me",
@@ -649,25 +633,11 @@ async fn token_kinds_never_cross_and_sessions_stay_private() {
     assert_eq!(anns.as_array().unwrap().len(), 1);
     assert_ne!(anns[0]["id"], bobs[0]["id"]);
 
-    let r = authed(
-        b,
-        reqwest::Method::DELETE,
-        &format!("/api/v1/auth/sessions/{bob_session}"),
-        &ann,
-        None,
-    )
-    .await;
+    let r = delete(b, &format!("/api/v1/auth/sessions/{bob_session}"), &ann).await;
     problem(r, 404, "not_found").await;
     assert_eq!(get(b, "/api/v1/user/me", &bob).await.status(), 200);
     // Bob can revoke his own.
-    let r = authed(
-        b,
-        reqwest::Method::DELETE,
-        &format!("/api/v1/auth/sessions/{bob_session}"),
-        &bob,
-        None,
-    )
-    .await;
+    let r = delete(b, &format!("/api/v1/auth/sessions/{bob_session}"), &bob).await;
     assert_eq!(r.status(), 204);
     assert_eq!(get(b, "/api/v1/user/me", &bob).await.status(), 401);
     // Garbage and missing tokens.
@@ -687,7 +657,7 @@ async fn admin_surface_over_users_and_admins() {
     let b = &s.backend;
     let (ann, signed) = sign_in(&s, "ann@example.test", None).await;
     let (bob, bob_signed) = sign_in(&s, "bob@example.test", None).await;
-    let _ = authed(
+    let _ = call(
         b,
         reqwest::Method::PATCH,
         "/api/v1/user/me",
@@ -721,14 +691,7 @@ async fn admin_surface_over_users_and_admins() {
     assert_eq!(q["items"][0]["id"], ann_id);
 
     // Block: sessions revoked, sign-in refused; unblock restores sign-in.
-    let r = authed(
-        b,
-        reqwest::Method::POST,
-        &format!("/api/v1/admin/users/{ann_id}/block"),
-        &admin,
-        None,
-    )
-    .await;
+    let r = admin_user_action(b, &admin, &ann_id, "block").await;
     assert_eq!(r.status(), 200);
     let blocked: Value = r.json().await.unwrap();
     assert_eq!(blocked["status"], "blocked");
@@ -747,26 +710,12 @@ async fn admin_surface_over_users_and_admins() {
         "account_blocked",
     )
     .await;
-    let r = authed(
-        b,
-        reqwest::Method::POST,
-        &format!("/api/v1/admin/users/{ann_id}/unblock"),
-        &admin,
-        None,
-    )
-    .await;
+    let r = admin_user_action(b, &admin, &ann_id, "unblock").await;
     assert_eq!(r.status(), 200);
     let (ann2, _) = sign_in(&s, "ann@example.test", None).await;
 
     // Revoke all of a user's sessions.
-    let r = authed(
-        b,
-        reqwest::Method::POST,
-        &format!("/api/v1/admin/users/{ann_id}/sessions/revoke"),
-        &admin,
-        None,
-    )
-    .await;
+    let r = admin_user_action(b, &admin, &ann_id, "sessions/revoke").await;
     assert_eq!(r.status(), 204);
     assert_eq!(get(b, "/api/v1/user/me", &ann2).await.status(), 401);
     let unknown = "0190f0f0-0000-7000-8000-000000000000";
@@ -778,7 +727,7 @@ async fn admin_surface_over_users_and_admins() {
     .await;
 
     // Deletion by the user: 204, sessions gone, sign-in refused, row kept.
-    let r = authed(b, reqwest::Method::DELETE, "/api/v1/user/me", &bob, None).await;
+    let r = delete(b, "/api/v1/user/me", &bob).await;
     assert_eq!(r.status(), 204);
     assert_eq!(get(b, "/api/v1/user/me", &bob).await.status(), 401);
     let d: Value = get(b, &format!("/api/v1/admin/users/{bob_id}"), &admin)
@@ -788,29 +737,20 @@ async fn admin_surface_over_users_and_admins() {
         .unwrap();
     assert_eq!(d["status"], "deleted");
     assert_eq!(d["active_sessions"].as_array().unwrap().len(), 0);
-    let r = authed(
-        b,
-        reqwest::Method::POST,
-        &format!("/api/v1/admin/users/{bob_id}/unblock"),
-        &admin,
-        None,
-    )
-    .await;
+    let r = admin_user_action(b, &admin, &bob_id, "unblock").await;
     problem(r, 409, "account_deleted").await;
 
     // Admins: create, duplicate, rotate the password (other sessions end).
-    let r = authed(
+    let r = post(
         b,
-        reqwest::Method::POST,
         "/api/v1/admin/admins",
         &admin,
         Some(json!({ "username": "ops", "password": "ops-password-123" })),
     )
     .await;
     assert_eq!(r.status(), 201);
-    let r = authed(
+    let r = post(
         b,
-        reqwest::Method::POST,
         "/api/v1/admin/admins",
         &admin,
         Some(json!({ "username": "ops", "password": "ops-password-123" })),
@@ -818,40 +758,19 @@ async fn admin_surface_over_users_and_admins() {
     .await;
     problem(r, 409, "username_taken").await;
     let other = admin_token(b).await;
-    let r = authed(
-        b,
-        reqwest::Method::POST,
-        "/api/v1/admin/auth/password",
-        &admin,
-        Some(json!({ "current_password": "nope", "new_password": "rotated-password-1" })),
-    )
-    .await;
+    let r = change_password(b, &admin, "nope", "rotated-password-1").await;
     problem(r, 403, "wrong_password").await;
-    let r = authed(
-        b,
-        reqwest::Method::POST,
-        "/api/v1/admin/auth/password",
-        &admin,
-        Some(json!({ "current_password": ADMIN_PASSWORD, "new_password": "rotated-password-1" })),
-    )
-    .await;
+    let r = change_password(b, &admin, ADMIN_PASSWORD, "rotated-password-1").await;
     assert_eq!(r.status(), 204);
     assert_eq!(get(b, "/api/v1/admin/admins", &admin).await.status(), 200);
     assert_eq!(get(b, "/api/v1/admin/admins", &other).await.status(), 401);
     assert_eq!(admin_login(b, "rotated-password-1").await.status(), 200);
-    let r = authed(
-        b,
-        reqwest::Method::POST,
-        "/api/v1/admin/auth/logout",
-        &admin,
-        None,
-    )
-    .await;
+    let r = post(b, "/api/v1/admin/auth/logout", &admin, None).await;
     assert_eq!(r.status(), 204);
     assert_eq!(get(b, "/api/v1/admin/admins", &admin).await.status(), 401);
 
     // The OpenAPI document lists the identity routes.
-    let doc: Value = b.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let doc: Value = b.get_json("/api/v1/openapi.json").await;
     for path in [
         "/api/v1/auth/email-code",
         "/api/v1/auth/email-code/verify",
@@ -895,7 +814,7 @@ async fn failed_admin_logins_are_limited() {
     problem(r, 429, "rate_limited").await;
     // The full limit per source address, across usernames.
     for i in 0..2 {
-        let r = post(
+        let r = post_as_guest(
             b,
             "/api/v1/admin/auth/login",
             json!({ "username": format!("nobody{i}"), "password": "x" }),
@@ -904,7 +823,7 @@ async fn failed_admin_logins_are_limited() {
         .await;
         assert_eq!(r.status(), 401);
     }
-    let r = post(
+    let r = post_as_guest(
         b,
         "/api/v1/admin/auth/login",
         json!({ "username": "nobody9", "password": "x" }),
@@ -913,7 +832,7 @@ async fn failed_admin_logins_are_limited() {
     .await;
     problem(r, 429, "rate_limited").await;
     // Another address is not affected.
-    let r = post(
+    let r = post_as_guest(
         b,
         "/api/v1/admin/auth/login",
         json!({ "username": "nobody9", "password": "x" }),
@@ -943,16 +862,11 @@ async fn logs_carry_no_email_token_code_or_password() {
         let body: Value = r.json().await.unwrap();
         let token = body["token"].as_str().unwrap().to_owned();
         assert_eq!(get(b, "/api/v1/user/me", &token).await.status(), 200);
-        let _ = authed(
-            b,
-            reqwest::Method::PATCH,
-            "/api/v1/user/me",
-            &token,
-            Some(json!({"display_name": "Quiet"})),
-        )
-        .await;
+        let rename = Some(json!({"display_name": "Quiet"}));
+        let r = call(b, reqwest::Method::PATCH, "/api/v1/user/me", &token, rename).await;
+        assert_eq!(r.status(), 200);
         assert_eq!(get(b, "/api/v1/auth/sessions", &token).await.status(), 200);
-        let _ = admin_login(b, "a-wrong-admin-password").await;
+        assert_eq!(admin_login(b, "a-wrong-admin-password").await.status(), 401);
         let admin = admin_token(b).await;
         let id = body["account"]["id"].as_str().unwrap();
         assert_eq!(
@@ -961,22 +875,12 @@ async fn logs_carry_no_email_token_code_or_password() {
                 .status(),
             200
         );
-        let _ = authed(
-            b,
-            reqwest::Method::POST,
-            "/api/v1/admin/auth/password",
-            &admin,
-            Some(json!({ "current_password": ADMIN_PASSWORD, "new_password": "a-new-admin-password" })),
-        )
-        .await;
-        let _ = authed(
-            b,
-            reqwest::Method::POST,
-            "/api/v1/auth/logout",
-            &token,
-            None,
-        )
-        .await;
+        let r = change_password(b, &admin, ADMIN_PASSWORD, "a-new-admin-password").await;
+        assert_eq!(r.status(), 204);
+        assert_eq!(
+            post(b, "/api/v1/auth/logout", &token, None).await.status(),
+            204
+        );
         secrets.extend([
             code.clone(),
             wrong(&code),
@@ -989,7 +893,7 @@ async fn logs_carry_no_email_token_code_or_password() {
         ]);
         // The 429 path logs too.
         for _ in 0..6 {
-            let _ = post(
+            let _ = post_as_guest(
                 b,
                 "/api/v1/auth/email-code",
                 json!({ "email": email }),

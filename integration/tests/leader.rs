@@ -5,16 +5,11 @@
 //! never an orphan); when the leader is killed -9 the other takes over
 //! within seconds and turns go on, each recorded once.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::time::{Duration, Instant};
 
-use galaxy_integration::api::{call, json_of, sign_in};
+use galaxy_integration::api::{get, json_of, post, sign_in};
 use galaxy_integration::engines::{
     ENGINE_IMAGE, EngineGuard, admin_login, docker, ensure_engine_image, register_engine,
 };
@@ -72,9 +67,8 @@ async fn one_leader_keeps_a_peers_engine_and_a_successor_keeps_the_turns() {
     let admin = admin_login(f, "admin", ADMIN_PASSWORD).await;
     register_engine(f, &admin, "1.0.0", ENGINE_IMAGE).await;
     let (alice, _) = sign_in(f, &db, "alice@example.test").await;
-    let r = call(
+    let r = post(
         f,
-        reqwest::Method::POST,
         "/api/v1/lobby/games",
         &alice,
         Some(json!({
@@ -86,7 +80,7 @@ async fn one_leader_keeps_a_peers_engine_and_a_successor_keeps_the_turns() {
     let id = json_of(r, 201).await["id"].as_str().unwrap().to_owned();
     let _engine = EngineGuard(id.clone());
     let start = format!("/api/v1/lobby/games/{id}/start");
-    let r = call(f, reqwest::Method::POST, &start, &alice, None).await;
+    let r = post(f, &start, &alice, None).await;
     assert_eq!(r.status(), 202);
 
     // From the moment its container exists, it exists — one, never zero —
@@ -154,14 +148,7 @@ async fn one_leader_keeps_a_peers_engine_and_a_successor_keeps_the_turns() {
         ),
     )
     .await;
-    let report = call(
-        f,
-        reqwest::Method::GET,
-        &format!("/api/v1/games/{id}/report"),
-        &alice,
-        None,
-    )
-    .await;
+    let report = get(f, &format!("/api/v1/games/{id}/report"), &alice).await;
     let report = json_of(report, 200).await;
     assert_eq!(report["turn"].as_i64(), Some(newest), "{report}");
     assert_eq!(containers_of(&id), 1);

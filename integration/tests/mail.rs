@@ -1,12 +1,7 @@
 //! The mail outbox with real backend processes, a real PostgreSQL and a real
 //! SMTP server on loopback (galaxy-testsmtp, mailin-embedded).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -14,6 +9,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use galaxy_integration::BackendBuilder;
+use galaxy_integration::api::{self, json_of};
 use galaxy_mail::schema::{mail_attempts, mail_deliveries};
 use galaxy_testdb::TestDb;
 use galaxy_testsmtp::SmtpServer;
@@ -114,36 +110,17 @@ async fn identity_login_code_mail_arrives_and_admin_surface_shows_it() {
         .as_str()
         .unwrap()
         .to_owned();
-    let get = |path: &str, token: Option<&str>| {
-        let mut req = backend.client.get(backend.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send()
-    };
-    let r = get("/api/v1/admin/mail/deliveries", None).await.unwrap();
+    let r = backend.get("/api/v1/admin/mail/deliveries").await;
     assert_eq!(r.status().as_u16(), 401);
-    let list: serde_json::Value = get("/api/v1/admin/mail/deliveries?page=1", Some(&token))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin_json = async |path: &str| json_of(api::get(&backend, path, &token).await, 200).await;
+    let list = admin_json("/api/v1/admin/mail/deliveries?page=1").await;
     assert_eq!(list["total"], 1);
     let delivery = &list["items"][0];
     assert_eq!(delivery["kind"], "auth.login_code");
     assert_eq!(delivery["status"], "sent");
     let id = delivery["id"].as_str().unwrap().to_owned();
     assert_eq!(m.message_id().unwrap(), format!("{id}@example.test"));
-    let attempts: serde_json::Value = get(
-        &format!("/api/v1/admin/mail/deliveries/{id}/attempts"),
-        Some(&token),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let attempts = admin_json(&format!("/api/v1/admin/mail/deliveries/{id}/attempts")).await;
     assert_eq!(attempts["items"][0]["attempt_no"], 1);
     assert_eq!(attempts["items"][0]["outcome"], "sent");
     let r = post(
@@ -154,19 +131,9 @@ async fn identity_login_code_mail_arrives_and_admin_surface_shows_it() {
     .await
     .unwrap();
     assert_eq!(r.status().as_u16(), 409);
-    let dead: serde_json::Value = get("/api/v1/admin/mail/dead-letters", Some(&token))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dead = admin_json("/api/v1/admin/mail/dead-letters").await;
     assert_eq!(dead["total"], 0);
-    let doc: serde_json::Value = backend
-        .get("/api/v1/openapi.json")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value = backend.get_json("/api/v1/openapi.json").await;
     assert!(doc["paths"]["/api/v1/admin/mail/deliveries/{delivery_id}/resend"]["post"].is_object());
 
     // No address in the logs, and never the code.

@@ -2,12 +2,7 @@
 //! the backend dead-letters it; the operator finds it, fixes the relay and
 //! resends; the player gets the code and signs in through the gateway.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::time::Duration;
 

@@ -2,12 +2,7 @@
 //! and the notification worker of a running backend pushes a due route to a
 //! subscribed gateway (a real tonic client).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::time::Duration;
 
@@ -115,12 +110,7 @@ async fn the_backend_pushes_due_routes_to_an_authenticated_gateway() {
     // The admin routes are mounted, guarded and documented.
     let resp = backend.get("/api/v1/admin/notifications/routes").await;
     assert_eq!(resp.status(), 401, "admin routes need an admin token");
-    let doc: serde_json::Value = backend
-        .get("/api/v1/openapi.json")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value = backend.get_json("/api/v1/openapi.json").await;
     assert!(doc["paths"]["/api/v1/user/notifications"].is_object());
     assert!(doc["paths"]["/api/v1/admin/notifications/routes/{id}/retry"].is_object());
 

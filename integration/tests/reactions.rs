@@ -5,17 +5,12 @@
 //! after the commit, restarts it without the fail point and checks that the
 //! reaction happened exactly once (docs/decisions.md HARD-14, HARD-15).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
-use galaxy_integration::api::{call, json_of, sign_in};
+use galaxy_integration::api::{get, json_of, post, sign_in};
 use galaxy_integration::engines::{
     self, ENGINE_IMAGE, EngineGuard, admin_login, ensure_engine_image,
 };
@@ -99,9 +94,8 @@ async fn register_engine(b: &Backend) -> String {
 }
 
 async fn create_game(b: &Backend, token: &str, min_players: u32) -> String {
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         "/api/v1/lobby/games",
         token,
         Some(json!({
@@ -154,9 +148,8 @@ async fn a_deletion_cut_short_by_kill_9_is_completed_after_restart() {
     let owned = create_game(&b, &ugo, 2).await;
     let joined = create_game(&b, &vic, 2).await;
     for (token, game, race) in [(&vic, &owned, "Sol"), (&ugo, &joined, "Orion")] {
-        let r = call(
+        let r = post(
             &b,
-            reqwest::Method::POST,
             &format!("/api/v1/lobby/games/{game}/join"),
             token,
             Some(json!({ "race_name": race })),
@@ -208,14 +201,7 @@ async fn a_deletion_cut_short_by_kill_9_is_completed_after_restart() {
         "each pending push route skipped"
     );
     // Vic, still in Ugo's cancelled game, keeps his seat in his own game.
-    let r = call(
-        &b,
-        reqwest::Method::GET,
-        &format!("/api/v1/lobby/games/{joined}"),
-        &vic,
-        None,
-    )
-    .await;
+    let r = get(&b, &format!("/api/v1/lobby/games/{joined}"), &vic).await;
     let game = json_of(r, 200).await;
     assert_eq!(game["members"].as_array().unwrap().len(), 1, "{game}");
 }
@@ -248,9 +234,8 @@ async fn a_block_cut_short_by_kill_9_revokes_the_sessions_after_restart() {
     .await;
     // Unblocked, Ann signs in again: that session is not the block's to revoke.
     let admin = admin_login(&b, "admin", ADMIN_PASSWORD).await;
-    let r = call(
+    let r = post(
         &b,
-        reqwest::Method::POST,
         &format!("/api/v1/admin/users/{ann_id}/unblock"),
         &admin,
         None,
@@ -259,7 +244,7 @@ async fn a_block_cut_short_by_kill_9_revokes_the_sessions_after_restart() {
     json_of(r, 200).await;
     let (ann, _) = sign_in(&b, &db, "ann@example.test").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let r = call(&b, reqwest::Method::GET, "/api/v1/user/me", &ann, None).await;
+    let r = get(&b, "/api/v1/user/me", &ann).await;
     assert_eq!(r.status(), 200, "the new session lives");
     assert_eq!(count(&db, &revoked).await, 2);
 }
@@ -282,14 +267,7 @@ async fn a_join_cut_short_by_kill_9_is_announced_once() {
     .await;
     let b = died_and_restarted(b, "lobby.member_joined").await;
 
-    let r = call(
-        &b,
-        reqwest::Method::GET,
-        &format!("/api/v1/lobby/games/{game}"),
-        &vic,
-        None,
-    )
-    .await;
+    let r = get(&b, &format!("/api/v1/lobby/games/{game}"), &vic).await;
     assert_eq!(
         json_of(r, 200).await["members"].as_array().unwrap().len(),
         2,

@@ -3,12 +3,7 @@
 //! unready and writes through the gateway answer 503 `unavailable`; both
 //! recover with no restart; a stopped backend makes the gateway unready.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::time::Duration;
 

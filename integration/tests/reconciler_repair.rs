@@ -2,12 +2,7 @@
 //! engine network — a killed engine comes back with its turn (the volume
 //! survives), and a labelled container nobody asked for is removed.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::time::Duration;
 

@@ -2,12 +2,7 @@
 //! answers only 2xx, 429 and 503, and every accepted request's work is done
 //! after recovery.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -7,17 +7,12 @@
 //! accepted (or refused for a documented state reason: 404, 409, 429), and
 //! every request it refuses is refused.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::process::Command;
 use std::time::Duration;
 
-use galaxy_integration::api::{call, json_of, sign_in};
+use galaxy_integration::api::{json_of, post, sign_in};
 use galaxy_integration::engines::admin_login;
 use galaxy_integration::{Backend, BackendBuilder};
 use galaxy_testdb::TestDb;
@@ -98,9 +93,8 @@ async fn every_documented_operation_passes_all_checks() {
     let b = &backend;
 
     let admin = admin_login(b, "admin", ADMIN_PASSWORD).await;
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         "/api/v1/admin/engine-versions",
         &admin,
         Some(json!({ "version": "1.0.0", "image": "galaxy/game:schemathesis-absent" })),
@@ -113,9 +107,8 @@ async fn every_documented_operation_passes_all_checks() {
     // answer), so a sign-in after it would be refused.
     let (player, _) = sign_in(b, &db, "player@example.test").await;
     let (throwaway, _) = sign_in(b, &db, "throwaway@example.test").await;
-    let r = call(
+    let r = post(
         b,
-        reqwest::Method::POST,
         "/api/v1/admin/admins",
         &admin,
         Some(json!({ "username": "throwaway", "password": ADMIN_PASSWORD })),

@@ -3,12 +3,7 @@
 //! W3C `traceparent`, and an unreachable collector — all against real
 //! backend processes and a real PostgreSQL.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -141,6 +136,23 @@ fn access_line(backend: &Backend, request_id: &str) -> Option<Value> {
         .find(|l| l["request_id"] == request_id && l["message"] == "request")
 }
 
+/// The access-log line of request `request_id`, once it is written.
+async fn logged_access_line(backend: &Backend, request_id: &str) -> Value {
+    backend
+        .eventually(Duration::from_secs(5), "access log line", || async {
+            access_line(backend, request_id).is_some()
+        })
+        .await;
+    access_line(backend, request_id).unwrap()
+}
+
+/// `GET /healthz` with request id `request_id` (asserting 200), and its access-log line.
+async fn healthz_access_line(backend: &Backend, request_id: &str) -> Value {
+    let headers = [("x-request-id", request_id)];
+    assert_eq!(get_with(backend, "/healthz", &headers).await, 200);
+    logged_access_line(backend, request_id).await
+}
+
 async fn get_with(backend: &Backend, path: &str, headers: &[(&str, &str)]) -> u16 {
     let mut req = backend.client.get(backend.url(path));
     for (k, v) in headers {
@@ -161,27 +173,15 @@ async fn otlp_collector_receives_request_spans_with_the_log_trace_id() {
     let stop = CancellationToken::new();
     let addr = collector.start(stop.clone()).await;
     let mut backend = BackendBuilder::new(&db.dsn())
-        .env("BACKEND_OTEL_TRACES_EXPORTER", "otlp")
-        .env("BACKEND_OTEL_METRICS_EXPORTER", "otlp")
+        .exporting("otlp", 300)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "300")
         .env("OTEL_SERVICE_NAME", "galaxy-telemetry-test")
         .spawn();
     backend.wait_ready(Duration::from_secs(10)).await;
 
     // A fresh request: its span reaches the collector with the trace id its
     // log lines carry.
-    assert_eq!(
-        get_with(&backend, "/healthz", &[("x-request-id", "tel-otlp-1")]).await,
-        200
-    );
-    backend
-        .eventually(Duration::from_secs(5), "access log line", || async {
-            access_line(&backend, "tel-otlp-1").is_some()
-        })
-        .await;
-    let line = access_line(&backend, "tel-otlp-1").unwrap();
+    let line = healthz_access_line(&backend, "tel-otlp-1").await;
     assert!(is_hex(&line["otel_trace_id"], 32), "{line}");
     assert!(is_hex(&line["otel_span_id"], 16), "{line}");
     let trace_id = line["otel_trace_id"].as_str().unwrap().to_owned();
@@ -444,22 +444,10 @@ async fn prometheus_scrape_listener_serves_http_metrics_off_the_public_port() {
 async fn stdout_exporters_write_spans_and_metrics_as_json_lines() {
     let db = TestDb::new();
     let mut backend = BackendBuilder::new(&db.dsn())
-        .env("BACKEND_OTEL_TRACES_EXPORTER", "stdout")
-        .env("BACKEND_OTEL_METRICS_EXPORTER", "stdout")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "300")
+        .exporting("stdout", 300)
         .spawn();
     backend.wait_ready(Duration::from_secs(10)).await;
-    assert_eq!(
-        get_with(&backend, "/healthz", &[("x-request-id", "tel-stdout-1")]).await,
-        200
-    );
-    backend
-        .eventually(Duration::from_secs(5), "access log line", || async {
-            access_line(&backend, "tel-stdout-1").is_some()
-        })
-        .await;
-    let trace_id = access_line(&backend, "tel-stdout-1").unwrap()["otel_trace_id"].clone();
+    let trace_id = healthz_access_line(&backend, "tel-stdout-1").await["otel_trace_id"].clone();
     assert!(is_hex(&trace_id, 32));
     let span_line = |b: &Backend| {
         b.logs().into_iter().find(|l| {
@@ -503,10 +491,7 @@ async fn none_exports_nothing_but_log_lines_keep_trace_ids() {
     let db = TestDb::new();
     // The harness default is `none` for both; say it explicitly anyway.
     let mut backend = BackendBuilder::new(&db.dsn())
-        .env("BACKEND_OTEL_TRACES_EXPORTER", "none")
-        .env("BACKEND_OTEL_METRICS_EXPORTER", "none")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "100")
+        .exporting("none", 100)
         .spawn();
     backend.wait_ready(Duration::from_secs(10)).await;
     for i in 0..5 {
@@ -516,12 +501,7 @@ async fn none_exports_nothing_but_log_lines_keep_trace_ids() {
             200
         );
     }
-    backend
-        .eventually(Duration::from_secs(5), "access log lines", || async {
-            access_line(&backend, "tel-none-4").is_some()
-        })
-        .await;
-    let line = access_line(&backend, "tel-none-4").unwrap();
+    let line = logged_access_line(&backend, "tel-none-4").await;
     assert!(is_hex(&line["otel_trace_id"], 32), "{line}");
     // Several export intervals pass; nothing is exported.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -550,14 +530,11 @@ async fn unreachable_collector_neither_fails_requests_nor_holds_shutdown() {
     // A port nothing listens on.
     let closed = free_port();
     let mut backend = BackendBuilder::new(&db.dsn())
-        .env("BACKEND_OTEL_TRACES_EXPORTER", "otlp")
-        .env("BACKEND_OTEL_METRICS_EXPORTER", "otlp")
+        .exporting("otlp", 200)
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             format!("http://127.0.0.1:{closed}"),
         )
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
         .env("BACKEND_SHUTDOWN_TIMEOUT", "3s")
         .spawn();
     backend.wait_ready(Duration::from_secs(10)).await;

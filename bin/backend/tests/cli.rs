@@ -3,12 +3,7 @@
 //! --workspace` build the `galaxy-backend` binary that the integration suite
 //! runs.)
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::process::Command;
 
@@ -29,6 +24,14 @@ fn valid_env(cmd: &mut Command) -> &mut Command {
     .env("BACKEND_GEOIP_DB_PATH", "/nonexistent.mmdb")
 }
 
+/// Exit status 2 and one line on stderr that contains `expected`.
+fn assert_one_line_error(out: &std::process::Output, expected: &str) {
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+}
+
 #[test]
 fn help_and_unknown_commands() {
     let out = backend().arg("--help").output().unwrap();
@@ -42,13 +45,7 @@ fn help_and_unknown_commands() {
 #[test]
 fn missing_required_variable_exits_2_with_one_line() {
     let out = backend().arg("check-config").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("BACKEND_POSTGRES_DSN: required but not set"),
-        "{stderr}"
-    );
+    assert_one_line_error(&out, "BACKEND_POSTGRES_DSN: required but not set");
 }
 
 #[test]
@@ -58,10 +55,7 @@ fn unparsable_value_exits_2_naming_the_variable() {
         .arg("serve")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("BACKEND_MAIL_WORKER_INTERVAL"), "{stderr}");
+    assert_one_line_error(&out, "BACKEND_MAIL_WORKER_INTERVAL");
 }
 
 #[test]
@@ -72,8 +66,5 @@ fn a_claim_lease_below_twice_the_smtp_timeout_exits_2_naming_it() {
         .arg("check-config")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("BACKEND_MAIL_CLAIM_LEASE"), "{stderr}");
+    assert_one_line_error(&out, "BACKEND_MAIL_CLAIM_LEASE");
 }

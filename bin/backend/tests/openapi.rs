@@ -3,12 +3,7 @@
 //! `application/problem+json`, and no schema is a bare `type: object`
 //! outside the allow-list below.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use actix_web::App;
 use actix_web::test as web_test;

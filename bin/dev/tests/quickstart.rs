@@ -9,12 +9,7 @@
 //! It needs what the page needs — Docker, `curl`, `python3` with
 //! `websockets` — and fails, never skips, when one is missing.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod support;
 

@@ -3,12 +3,7 @@
 //! and a launcher killed with SIGKILL leaves no running process, and the
 //! next launcher removes the network it left.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod support;
 

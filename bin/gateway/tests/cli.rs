@@ -3,12 +3,7 @@
 //! --workspace` build the `galaxy-gateway` binary that the integration suite
 //! and the local-stack tests run.)
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::net::TcpListener;
 use std::process::Command;

@@ -8,12 +8,7 @@
 //! Exit codes: 78 (`EX_CONFIG`) for a rejected start config, 1 for any other
 //! start failure.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test support: a failed setup step panics the test that asked for it"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support")]
 
 mod rules;
 mod store;
@@ -280,6 +275,16 @@ mod tests {
         )
     }
 
+    /// `POST /v1/players/Zorg/orders` with `body`, through the test service.
+    macro_rules! post_orders {
+        ($app:expr, $body:expr) => {
+            test::TestRequest::post()
+                .uri("/v1/players/Zorg/orders")
+                .set_payload($body)
+                .send_request(&$app)
+        };
+    }
+
     macro_rules! app {
         ($engine:expr) => {
             test::init_service(
@@ -298,20 +303,12 @@ mod tests {
     async fn protocol_round_trip_with_persistence() {
         let (engine, dir) = engine();
         let app = app!(engine);
-        let bad = test::TestRequest::post()
-            .uri("/v1/players/Zorg/orders")
-            .set_payload(r#"[{"type":"build_ships","count":11}]"#)
-            .send_request(&app)
-            .await;
+        let bad = post_orders!(app, r#"[{"type":"build_ships","count":11}]"#).await;
         assert_eq!(bad.status(), 400);
         let body: Value = test::read_body_json(bad).await;
         assert!(body["error"].as_str().unwrap().contains("between 1 and"));
 
-        let ok = test::TestRequest::post()
-            .uri("/v1/players/Zorg/orders")
-            .set_payload(r#"[{"type":"build_ships","count":3}]"#)
-            .send_request(&app)
-            .await;
+        let ok = post_orders!(app, r#"[{"type":"build_ships","count":3}]"#).await;
         assert_eq!(ok.status(), 200);
 
         // Idempotent turn request: asking for turn 1 twice generates it once.
