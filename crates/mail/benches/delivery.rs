@@ -8,12 +8,8 @@
 //! `MAIL_BENCH_ROUNDS` the rounds). Prints both rates and their ratio for
 //! each count, the ratios last.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(clippy::cast_precision_loss, reason = "approximate rates")]
 #![allow(clippy::print_stdout)] // a bench reports on stdout
 
 use std::sync::Arc;

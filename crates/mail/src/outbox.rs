@@ -6,7 +6,7 @@ use galaxy_db::column;
 use uuid::Uuid;
 
 /// A rendered mail ready for the outbox (the templates module renders it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewMail {
     /// The template kind, e.g. `auth.login_code`.
     pub kind: String,

@@ -2,82 +2,13 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use galaxy_core::{ApiError, Page, Paged};
 use galaxy_db::Pool;
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::outcomes::{DeliveryOutcomes, NoOutcomes};
-use crate::store::{self, AttemptRow, DeliveryRow, ResendResult, StatusCounts};
-
-/// A delivery as operators see it. Subject and body are not shown: they can
-/// carry one-time sign-in codes.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Delivery {
-    pub id: Uuid,
-    /// Template kind, e.g. `auth.login_code`.
-    pub kind: String,
-    pub to_address: String,
-    /// `pending`, `retrying`, `sent` or `dead_lettered`.
-    pub status: String,
-    /// Tries in the current cycle (reset by resend).
-    pub cycle_attempts: i32,
-    pub next_attempt_at: DateTime<Utc>,
-    pub last_error: Option<String>,
-    pub notification_route_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub sent_at: Option<DateTime<Utc>>,
-}
-
-impl From<DeliveryRow> for Delivery {
-    fn from(r: DeliveryRow) -> Self {
-        Self {
-            id: r.id,
-            kind: r.kind,
-            to_address: r.to_address,
-            status: r.status,
-            cycle_attempts: r.cycle_attempts,
-            next_attempt_at: r.next_attempt_at,
-            last_error: r.last_error,
-            notification_route_id: r.notification_route_id,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            sent_at: r.sent_at,
-        }
-    }
-}
-
-/// One try to deliver a mail.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Attempt {
-    pub delivery_id: Uuid,
-    /// 1, 2, … across the whole history of the delivery (resends continue).
-    pub attempt_no: i32,
-    pub started_at: DateTime<Utc>,
-    /// Null while the try is in progress.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// `sent`, `failed`, or null while in progress.
-    pub outcome: Option<String>,
-    pub smtp_code: Option<i32>,
-    pub error: Option<String>,
-}
-
-impl From<AttemptRow> for Attempt {
-    fn from(r: AttemptRow) -> Self {
-        Self {
-            delivery_id: r.delivery_id,
-            attempt_no: r.attempt_no,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            outcome: r.outcome,
-            smtp_code: r.smtp_code,
-            error: r.error,
-        }
-    }
-}
+use crate::store::{self, ResendResult, StatusCounts};
+pub use crate::store::{Attempt, Delivery};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
@@ -169,19 +100,12 @@ impl MailService for PgMailService {
         let mut c = self.conn().await?;
         let status = dead_letters_only.then_some("dead_lettered");
         let (rows, total) = store::list(&mut c, status, page.offset(), page.limit()).await?;
-        Ok(Paged::new(
-            rows.into_iter().map(Delivery::from).collect(),
-            page,
-            total,
-        ))
+        Ok(Paged::new(rows, page, total))
     }
 
     async fn delivery(&self, id: Uuid) -> Result<Delivery, MailError> {
         let mut c = self.conn().await?;
-        store::get(&mut c, id)
-            .await?
-            .map(Delivery::from)
-            .ok_or(MailError::NotFound)
+        store::get(&mut c, id).await?.ok_or(MailError::NotFound)
     }
 
     async fn attempts(&self, id: Uuid, page: Page) -> Result<Paged<Attempt>, MailError> {
@@ -190,17 +114,13 @@ impl MailService for PgMailService {
             return Err(MailError::NotFound);
         }
         let (rows, total) = store::attempts(&mut c, id, page.offset(), page.limit()).await?;
-        Ok(Paged::new(
-            rows.into_iter().map(Attempt::from).collect(),
-            page,
-            total,
-        ))
+        Ok(Paged::new(rows, page, total))
     }
 
     async fn resend(&self, id: Uuid) -> Result<Delivery, MailError> {
         let mut c = self.conn().await?;
         match store::resend(&mut c, id, self.outcomes.as_ref()).await? {
-            ResendResult::Rearmed(row) => Ok(row.into()),
+            ResendResult::Rearmed(row) => Ok(row),
             ResendResult::AlreadySent => Err(MailError::AlreadySent),
             ResendResult::Expired => Err(MailError::Expired),
             ResendResult::NotFound => Err(MailError::NotFound),

@@ -20,6 +20,8 @@ use diesel::sql_types::{
     Array, BigInt, Double, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::outcomes::{DeliveryChange, DeliveryOutcomes, DeliveryState};
@@ -278,15 +280,18 @@ pub async fn release(conn: &mut AsyncPgConnection, rows: &[&Claimed]) -> QueryRe
         .await
 }
 
-/// A delivery as the admin surface shows it. Subject and bodies are left
-/// out on purpose: they can carry one-time sign-in codes.
-#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+/// A delivery as operators see it. Subject and body are left out on
+/// purpose: they can carry one-time sign-in codes.
+#[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = mail_deliveries)]
-pub struct DeliveryRow {
+pub struct Delivery {
     pub id: Uuid,
+    /// Template kind, e.g. `auth.login_code`.
     pub kind: String,
     pub to_address: String,
+    /// `pending`, `retrying`, `sent` or `dead_lettered`.
     pub status: String,
+    /// Tries in the current cycle (reset by resend).
     pub cycle_attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
@@ -296,13 +301,17 @@ pub struct DeliveryRow {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// One try to deliver a mail.
+#[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable)]
 #[diesel(table_name = mail_attempts)]
-pub struct AttemptRow {
+pub struct Attempt {
     pub delivery_id: Uuid,
+    /// 1, 2, … across the whole history of the delivery (resends continue).
     pub attempt_no: i32,
     pub started_at: DateTime<Utc>,
+    /// Null while the try is in progress.
     pub finished_at: Option<DateTime<Utc>>,
+    /// `sent`, `failed`, or null while in progress.
     pub outcome: Option<String>,
     pub smtp_code: Option<i32>,
     pub error: Option<String>,
@@ -314,10 +323,10 @@ pub async fn list(
     status: Option<&str>,
     offset: i64,
     limit: i64,
-) -> QueryResult<(Vec<DeliveryRow>, i64)> {
+) -> QueryResult<(Vec<Delivery>, i64)> {
     use mail_deliveries::dsl as d;
     let mut q = d::mail_deliveries
-        .select(DeliveryRow::as_select())
+        .select(Delivery::as_select())
         .order((d::created_at.desc(), d::id.desc()))
         .offset(offset)
         .limit(limit)
@@ -332,10 +341,10 @@ pub async fn list(
     Ok((items, total))
 }
 
-pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<DeliveryRow>> {
+pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Delivery>> {
     mail_deliveries::table
         .find(id)
-        .select(DeliveryRow::as_select())
+        .select(Delivery::as_select())
         .first(conn)
         .await
         .optional()
@@ -347,13 +356,13 @@ pub async fn attempts(
     id: Uuid,
     offset: i64,
     limit: i64,
-) -> QueryResult<(Vec<AttemptRow>, i64)> {
+) -> QueryResult<(Vec<Attempt>, i64)> {
     let items = mail_attempts::table
         .filter(mail_attempts::delivery_id.eq(id))
         .order(mail_attempts::attempt_no.desc())
         .offset(offset)
         .limit(limit)
-        .select(AttemptRow::as_select())
+        .select(Attempt::as_select())
         .load(conn)
         .await?;
     let total = mail_attempts::table
@@ -365,7 +374,7 @@ pub async fn attempts(
 }
 
 pub enum ResendResult {
-    Rearmed(DeliveryRow),
+    Rearmed(Delivery),
     AlreadySent,
     /// A mail whose secret expired (or was scrubbed): nothing left to send.
     Expired,
@@ -410,7 +419,7 @@ pub async fn resend(
                 .await?;
             let row = diesel::sql_query(RESEND)
                 .bind::<SqlUuid, _>(id)
-                .get_result::<DeliveryRow>(c)
+                .get_result::<Delivery>(c)
                 .await
                 .optional()?;
             if let Some(route) = row.as_ref().and_then(|r| r.notification_route_id) {

@@ -1,12 +1,8 @@
 //! Worker metrics: one `galaxy.worker.batch.duration` sample per mail batch.
 //! Its own test binary, because it installs the process-global telemetry.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(clippy::cast_precision_loss, reason = "approximate rates")]
 
 mod common;
 

@@ -2,12 +2,7 @@
 //! (`BACKEND_MAIL_SMTP_CONNECTIONS`), against a real PostgreSQL and a real
 //! SMTP server on loopback.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod common;
 

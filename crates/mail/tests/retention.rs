@@ -2,12 +2,7 @@
 //! once sent, and a dead letter once its secret has expired; a scrubbed mail
 //! cannot be resent.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod common;
 

@@ -5,12 +5,8 @@
 //! `cargo bench -p galaxy-notification --bench submit` (uses the test
 //! PostgreSQL harness: `GALAXY_TEST_DATABASE_URL` or a throwaway server).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(clippy::cast_precision_loss, reason = "approximate rates")]
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
 use std::sync::Arc;

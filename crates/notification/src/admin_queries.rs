@@ -17,13 +17,8 @@ impl NotificationAdmin for PgNotificationService {
         kind: Option<&str>,
         page: Page,
     ) -> Result<Paged<IntentView>, NotificationError> {
-        let mut conn = self.conn().await?;
-        let (rows, total) = store::list_intents(&mut conn, kind, page).await?;
-        Ok(Paged::new(
-            rows.into_iter().map(IntentView::from).collect(),
-            page,
-            total,
-        ))
+        let (rows, total) = store::list_intents(&mut *self.conn().await?, kind, page).await?;
+        Ok(Paged::new(rows, page, total))
     }
 
     async fn intent_detail(&self, id: Uuid) -> Result<IntentDetail, NotificationError> {
@@ -31,14 +26,14 @@ impl NotificationAdmin for PgNotificationService {
         let intent = store::intent(&mut conn, id)
             .await?
             .ok_or(NotificationError::NotFound)?;
-        let routes = store::routes_of_intent(&mut conn, id).await?;
+        let routes = store::routes_of(&mut conn, &intent).await?;
         Ok(IntentDetail {
             id: intent.id,
             kind: intent.kind,
             idempotency_key: intent.idempotency_key,
             payload: intent.payload,
             created_at: intent.created_at,
-            routes: routes.into_iter().map(RouteView::from).collect(),
+            routes,
         })
     }
 
@@ -47,20 +42,15 @@ impl NotificationAdmin for PgNotificationService {
         status: Option<&str>,
         page: Page,
     ) -> Result<Paged<RouteView>, NotificationError> {
-        let mut conn = self.conn().await?;
-        let (rows, total) = store::list_routes(&mut conn, status, page).await?;
-        Ok(Paged::new(
-            rows.into_iter().map(RouteView::from).collect(),
-            page,
-            total,
-        ))
+        let (rows, total) = store::list_routes(&mut *self.conn().await?, status, page).await?;
+        Ok(Paged::new(rows, page, total))
     }
 
     async fn retry_route(&self, id: Uuid) -> Result<RouteView, NotificationError> {
         let mut conn = self.conn().await?;
         if let Some(route) = store::rearm_dead_letter(&mut conn, id).await? {
             tracing::info!(route_id = %id, "dead-lettered route re-armed by admin");
-            return Ok(RouteView::from(route));
+            return Ok(route);
         }
         Err(match store::route(&mut conn, id).await? {
             None => NotificationError::NotFound,

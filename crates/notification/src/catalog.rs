@@ -74,6 +74,14 @@ pub const RUNTIME_IMAGE_PULL_FAILED: &str = "runtime.image_pull_failed";
 pub const RUNTIME_CONTAINER_START_FAILED: &str = "runtime.container_start_failed";
 pub const RUNTIME_START_CONFIG_INVALID: &str = "runtime.start_config_invalid";
 
+/// The payload of an image-pull or container-start failure alert.
+const ENGINE_FAILURE_FIELDS: &[(&str, FieldType)] = &[
+    ("game_id", Id),
+    ("engine_version", Text),
+    ("image", Text),
+    ("reason", Text),
+];
+
 /// Every kind the backend accepts.
 pub const CATALOG: &[KindSpec] = &[
     KindSpec {
@@ -99,22 +107,12 @@ pub const CATALOG: &[KindSpec] = &[
     KindSpec {
         kind: RUNTIME_IMAGE_PULL_FAILED,
         audience: Audience::Admin,
-        fields: &[
-            ("game_id", Id),
-            ("engine_version", Text),
-            ("image", Text),
-            ("reason", Text),
-        ],
+        fields: ENGINE_FAILURE_FIELDS,
     },
     KindSpec {
         kind: RUNTIME_CONTAINER_START_FAILED,
         audience: Audience::Admin,
-        fields: &[
-            ("game_id", Id),
-            ("engine_version", Text),
-            ("image", Text),
-            ("reason", Text),
-        ],
+        fields: ENGINE_FAILURE_FIELDS,
     },
     KindSpec {
         kind: RUNTIME_START_CONFIG_INVALID,

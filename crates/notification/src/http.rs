@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::catalog;
 use crate::error::NotificationError;
+use crate::model::InboxFilter;
 use crate::service::NotificationService;
 use crate::store::STATUSES;
 use crate::views::{InboxItem, IntentDetail, IntentView, RouteView};
@@ -75,8 +76,12 @@ async fn inbox(
 ) -> Result<web::Json<Paged<InboxItem>>, ApiError> {
     let page = page.into_inner().validate()?;
     let q = query.into_inner();
+    let filter = InboxFilter {
+        unread_only: q.unread == Some(true),
+        after: q.after,
+    };
     let (items, total, page) = service
-        .inbox(user.account_id, q.unread == Some(true), page, q.after)
+        .inbox(user.account_id, filter, page)
         .await?
         .ok_or_else(|| ApiError::not_found("after: not one of your notifications"))?;
     Ok(web::Json(Paged::new(items, page, total)))

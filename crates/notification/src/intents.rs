@@ -4,7 +4,7 @@
 //! passes its facts.
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::catalog::{
@@ -28,7 +28,22 @@ fn non_empty(text: &str) -> String {
     }
 }
 
+/// A moment as a key part: its microseconds, empty when unknown.
+fn micros(at: Option<DateTime<Utc>>) -> String {
+    at.map(|t| t.timestamp_micros().to_string())
+        .unwrap_or_default()
+}
+
 impl Intent {
+    fn new(kind: &str, key_parts: &[&str], payload: Value, recipients: Vec<Uuid>) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            idempotency_key: key(key_parts),
+            payload,
+            recipients,
+        }
+    }
+
     /// `lobby.member_joined`, to the game's other members. The join's time
     /// is in the key: leaving and joining again is a new notification.
     pub fn member_joined(
@@ -39,20 +54,21 @@ impl Intent {
         joined_at: Option<DateTime<Utc>>,
         recipients: Vec<Uuid>,
     ) -> Self {
-        let joined = joined_at
-            .map(|t| t.timestamp_micros().to_string())
-            .unwrap_or_default();
-        Self {
-            kind: LOBBY_MEMBER_JOINED.to_owned(),
-            idempotency_key: key(&[&game_id.to_string(), &account_id.to_string(), &joined]),
-            payload: json!({
+        Self::new(
+            LOBBY_MEMBER_JOINED,
+            &[
+                &game_id.to_string(),
+                &account_id.to_string(),
+                &micros(joined_at),
+            ],
+            json!({
                 "game_id": game_id,
                 "game_name": game_name,
                 "account_id": account_id,
                 "race_name": race_name,
             }),
             recipients,
-        }
+        )
     }
 
     /// `lobby.game_started`, to every member; once per start.
@@ -62,15 +78,12 @@ impl Intent {
         started_at: Option<DateTime<Utc>>,
         recipients: Vec<Uuid>,
     ) -> Self {
-        let started = started_at
-            .map(|t| t.timestamp_micros().to_string())
-            .unwrap_or_default();
-        Self {
-            kind: LOBBY_GAME_STARTED.to_owned(),
-            idempotency_key: key(&[&game_id.to_string(), &started]),
-            payload: json!({ "game_id": game_id, "game_name": game_name }),
+        Self::new(
+            LOBBY_GAME_STARTED,
+            &[&game_id.to_string(), &micros(started_at)],
+            json!({ "game_id": game_id, "game_name": game_name }),
             recipients,
-        }
+        )
     }
 
     /// `runtime.turn_generated`, to every member; once per turn.
@@ -80,12 +93,12 @@ impl Intent {
         turn: u32,
         recipients: Vec<Uuid>,
     ) -> Self {
-        Self {
-            kind: RUNTIME_TURN_GENERATED.to_owned(),
-            idempotency_key: key(&[&game_id.to_string(), &turn.to_string()]),
-            payload: json!({ "game_id": game_id, "game_name": game_name, "turn": turn }),
+        Self::new(
+            RUNTIME_TURN_GENERATED,
+            &[&game_id.to_string(), &turn.to_string()],
+            json!({ "game_id": game_id, "game_name": game_name, "turn": turn }),
             recipients,
-        }
+        )
     }
 
     /// An engine failure alert to the admins: `kind` is one of the
@@ -107,12 +120,12 @@ impl Intent {
         if kind != RUNTIME_START_CONFIG_INVALID {
             payload["image"] = json!(non_empty(image));
         }
-        Self {
-            kind: kind.to_owned(),
-            idempotency_key: key(&[&game_id.to_string(), engine_version, reason]),
+        Self::new(
+            kind,
+            &[&game_id.to_string(), engine_version, reason],
             payload,
-            recipients: Vec::new(),
-        }
+            Vec::new(),
+        )
     }
 }
 

@@ -35,7 +35,7 @@ pub use catalog::{
 pub use error::NotificationError;
 pub use follow::RoutesFollowMail;
 pub use http::{configure, openapi};
-pub use model::{NotificationSettings, PendingPush, RecipientDirectory, Submitted};
+pub use model::{InboxFilter, NotificationSettings, PendingPush, RecipientDirectory, Submitted};
 pub use push::{PushGrpc, PushHub, Subscription};
 pub use service::{NotificationService, PgNotificationService};
 pub use settings::VARIABLES;

@@ -14,6 +14,16 @@ pub trait RecipientDirectory: Send + Sync + 'static {
     fn email(&self, account_id: Uuid) -> Option<String>;
 }
 
+/// Which of an account's inbox entries to list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InboxFilter {
+    /// Only the entries not yet marked read.
+    pub unread_only: bool,
+    /// One of the account's entries: list instead the entries after it,
+    /// oldest first, at most a page.
+    pub after: Option<Uuid>,
+}
+
 /// What a submit produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submitted {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::admin::NotificationAdmin;
 use crate::catalog::Intent;
 use crate::error::NotificationError;
-use crate::model::{NotificationSettings, PendingPush, RecipientDirectory, Submitted};
+use crate::model::{InboxFilter, NotificationSettings, PendingPush, RecipientDirectory, Submitted};
 use crate::outcome::OutcomeRecorder;
 use crate::push::PushHub;
 use crate::store;
@@ -45,15 +45,14 @@ pub trait NotificationService: NotificationAdmin + Send + Sync + 'static {
     async fn on_user_deleted(&self, account_id: Uuid) -> Result<usize, NotificationError>;
 
     /// A page of the account's inbox (its push notifications), newest
-    /// first; with `after` (one of its entries) instead the entries after
-    /// it, oldest first, at most a page — `None` when `after` is not one of
-    /// its entries. The entries, the total, and the page served.
+    /// first; with `filter.after` (one of its entries) instead the entries
+    /// after it, oldest first, at most a page — `None` when `after` is not
+    /// one of its entries. The entries, the total, and the page served.
     async fn inbox(
         &self,
         account_id: Uuid,
-        unread_only: bool,
+        filter: InboxFilter,
         page: Page,
-        after: Option<Uuid>,
     ) -> Result<Option<(Vec<InboxItem>, i64, Page)>, NotificationError>;
 
     /// Marks one of the account's entries read (idempotent); `false` when
@@ -190,9 +189,8 @@ impl NotificationService for PgNotificationService {
     async fn inbox(
         &self,
         account_id: Uuid,
-        unread_only: bool,
+        InboxFilter { unread_only, after }: InboxFilter,
         page: Page,
-        after: Option<Uuid>,
     ) -> Result<Option<(Vec<InboxItem>, i64, Page)>, NotificationError> {
         let mut conn = self.conn().await?;
         let (rows, total, page) = match after {
@@ -211,18 +209,7 @@ impl NotificationService for PgNotificationService {
                 (rows, total, Page { page: 1, ..page })
             }
         };
-        let items = rows
-            .into_iter()
-            .map(|r| InboxItem {
-                id: r.route_id,
-                event_id: r.intent_id,
-                kind: r.kind,
-                payload: r.payload,
-                created_at: r.created_at,
-                read_at: r.read_at,
-            })
-            .collect();
-        Ok(Some((items, total, page)))
+        Ok(Some((rows, total, page)))
     }
 
     async fn mark_read(&self, route_id: Uuid, account_id: Uuid) -> Result<bool, NotificationError> {

@@ -19,8 +19,8 @@ mod columns;
 mod reads;
 pub use columns::{CHANNEL_EMAIL, CHANNEL_PUSH, STATUSES};
 pub use reads::{
-    IntentRow, RouteRow, inbox, inbox_after, intent, list_intents, list_routes, mark_read,
-    rearm_dead_letter, route, route_counts, routes_of_intent,
+    inbox, inbox_after, intent, list_intents, list_routes, mark_read, rearm_dead_letter, route,
+    route_counts, routes_of,
 };
 
 /// An intent about to be written.

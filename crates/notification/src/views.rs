@@ -1,16 +1,18 @@
 //! The admin views of intents and routes, as the API and the console show
-//! them.
+//! them. The intent and route views are read straight from their tables.
 
 use chrono::{DateTime, Utc};
+use diesel::{Associations, Identifiable, Queryable, Selectable};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::store::{IntentRow, RouteRow};
+use crate::schema::{notification_intents, notification_routes};
 
 /// A stored intent.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = notification_intents)]
 pub struct IntentView {
     pub id: Uuid,
     pub kind: String,
@@ -18,18 +20,6 @@ pub struct IntentView {
     #[schema(value_type = Object)]
     pub payload: Value,
     pub created_at: DateTime<Utc>,
-}
-
-impl From<IntentRow> for IntentView {
-    fn from(r: IntentRow) -> Self {
-        Self {
-            id: r.id,
-            kind: r.kind,
-            idempotency_key: r.idempotency_key,
-            payload: r.payload,
-            created_at: r.created_at,
-        }
-    }
 }
 
 /// An intent with every route it materialised.
@@ -45,7 +35,18 @@ pub struct IntentDetail {
 }
 
 /// One delivery route: one recipient on one channel.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    Queryable,
+    Selectable,
+    Identifiable,
+    Associations,
+)]
+#[diesel(table_name = notification_routes, belongs_to(IntentView, foreign_key = intent_id))]
 pub struct RouteView {
     pub id: Uuid,
     pub intent_id: Uuid,
@@ -69,39 +70,26 @@ pub struct RouteView {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<RouteRow> for RouteView {
-    fn from(r: RouteRow) -> Self {
-        Self {
-            id: r.id,
-            intent_id: r.intent_id,
-            channel: r.channel,
-            account_id: r.account_id,
-            address: r.address,
-            status: r.status,
-            attempts: r.attempts,
-            next_attempt_at: r.next_attempt_at,
-            last_error: r.last_error,
-            skip_reason: r.skip_reason,
-            mail_delivery_id: r.mail_delivery_id,
-            read_at: r.read_at,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
-/// One inbox entry: a push notification addressed to the caller.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// One inbox entry: a push notification addressed to the caller, read as
+/// its push route joined with its intent.
+#[derive(Debug, Serialize, Deserialize, ToSchema, Queryable, Selectable)]
+#[diesel(table_name = notification_routes)]
 pub struct InboxItem {
     /// The route id (use it to mark the entry read, and as the `after`
     /// cursor); the push frame's `id`.
     pub id: Uuid,
     /// The notification (intent) id, shared by every recipient; the push
     /// frame's `event_id`.
+    #[diesel(select_expression = notification_intents::id)]
+    #[diesel(select_expression_type = notification_intents::id)]
     pub event_id: Uuid,
+    #[diesel(select_expression = notification_intents::kind)]
+    #[diesel(select_expression_type = notification_intents::kind)]
     pub kind: String,
     /// The kind's payload (see docs/notifications.md).
     #[schema(value_type = Object)]
+    #[diesel(select_expression = notification_intents::payload)]
+    #[diesel(select_expression_type = notification_intents::payload)]
     pub payload: Value,
     pub created_at: DateTime<Utc>,
     pub read_at: Option<DateTime<Utc>>,

@@ -2,12 +2,7 @@
 //! Session resolution is the auth/admin modules' job: a map of tokens
 //! stands in for them here.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod common;
 
@@ -19,7 +14,6 @@ use std::time::Duration;
 use actix_web::{App, test, web};
 use common::*;
 use galaxy_core::{AdminPrincipal, AdminSessionResolver, UserPrincipal, UserSessionResolver};
-use galaxy_notification::NotificationService;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -44,6 +38,18 @@ impl AdminSessionResolver for Sessions {
             username: "root".to_owned(),
         })
     }
+}
+
+/// The items of a page the API answered.
+fn page_items(page: &Value) -> &Vec<Value> {
+    page["items"].as_array().unwrap()
+}
+
+/// The status `$app` answers `$req` with.
+macro_rules! status {
+    ($app:expr, $req:expr) => {
+        test::call_service(&$app, $req).await.status()
+    };
 }
 
 macro_rules! app {
@@ -86,17 +92,11 @@ async fn the_inbox_lists_own_notifications_newest_first_and_marks_them_read() {
     let mut keys = Vec::new();
     for i in 0..3 {
         let key = format!("n{i}");
-        h.service
-            .submit(member_joined(&key, vec![alice, bob]))
-            .await
-            .unwrap();
+        h.submit(member_joined(&key, vec![alice, bob])).await;
         keys.push(key);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    h.service
-        .submit(member_joined("bob-only", vec![bob]))
-        .await
-        .unwrap();
+    h.submit(member_joined("bob-only", vec![bob])).await;
     let users = HashMap::from([("alice".to_owned(), alice), ("bob".to_owned(), bob)]);
     let app = app!(h, users);
 
@@ -107,7 +107,7 @@ async fn the_inbox_lists_own_notifications_newest_first_and_marks_them_read() {
         (page["page"].as_u64(), page["page_size"].as_u64()),
         (Some(1), Some(50))
     );
-    let items = page["items"].as_array().unwrap();
+    let items = page_items(&page);
     assert_eq!(items.len(), 3);
     let times: Vec<&str> = items
         .iter()
@@ -129,31 +129,19 @@ async fn the_inbox_lists_own_notifications_newest_first_and_marks_them_read() {
         get("/api/v1/user/notifications?page=2&page_size=2", "alice"),
     )
     .await;
-    assert_eq!(p2["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page_items(&p2).len(), 1);
     assert_eq!(p2["items"][0]["id"], items[2]["id"]);
 
     // Mark the newest read: 204, idempotent, and gone from ?unread=true.
     let id = items[0]["id"].as_str().unwrap().to_owned();
     let uri = format!("/api/v1/user/notifications/{id}/read");
-    assert_eq!(
-        test::call_service(&app, post(&uri, "alice")).await.status(),
-        204
-    );
-    assert_eq!(
-        test::call_service(&app, post(&uri, "alice")).await.status(),
-        204
-    );
+    assert_eq!(status!(app, post(&uri, "alice")), 204);
+    assert_eq!(status!(app, post(&uri, "alice")), 204);
     let unread: Value =
         test::call_and_read_body_json(&app, get("/api/v1/user/notifications?unread=true", "alice"))
             .await;
     assert_eq!(unread["total"], 2);
-    assert!(
-        unread["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|i| i["id"] != id.as_str())
-    );
+    assert!(page_items(&unread).iter().all(|i| i["id"] != id.as_str()));
     let all: Value =
         test::call_and_read_body_json(&app, get("/api/v1/user/notifications", "alice")).await;
     assert!(all["items"][0]["read_at"].is_string());
@@ -166,13 +154,7 @@ async fn the_inbox_lists_own_notifications_newest_first_and_marks_them_read() {
     let bobs: Value =
         test::call_and_read_body_json(&app, get("/api/v1/user/notifications", "bob")).await;
     assert_eq!(bobs["total"], 4);
-    assert!(
-        bobs["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|i| i["read_at"].is_null())
-    );
+    assert!(page_items(&bobs).iter().all(|i| i["read_at"].is_null()));
 
     // Bad input and missing auth.
     let bad = [
@@ -182,43 +164,32 @@ async fn the_inbox_lists_own_notifications_newest_first_and_marks_them_read() {
         post("/api/v1/user/notifications/not-a-uuid/read", "alice"),
     ];
     for req in bad {
-        assert_eq!(test::call_service(&app, req).await.status(), 400);
+        assert_eq!(status!(app, req), 400);
     }
     let unknown = format!("/api/v1/user/notifications/{}/read", Uuid::now_v7());
-    assert_eq!(
-        test::call_service(&app, post(&unknown, "alice"))
-            .await
-            .status(),
-        404
-    );
+    assert_eq!(status!(app, post(&unknown, "alice")), 404);
     let anon = test::TestRequest::get()
         .uri("/api/v1/user/notifications")
         .to_request();
-    assert_eq!(test::call_service(&app, anon).await.status(), 401);
+    assert_eq!(status!(app, anon), 401);
     // An admin token is not a user token.
     assert_eq!(
-        test::call_service(&app, get("/api/v1/user/notifications", "admin-token"))
-            .await
-            .status(),
+        status!(app, get("/api/v1/user/notifications", "admin-token")),
         401
     );
     let wrong_method = test::TestRequest::delete()
         .uri("/api/v1/user/notifications")
         .insert_header(("Authorization", "Bearer alice"))
         .to_request();
-    assert_eq!(test::call_service(&app, wrong_method).await.status(), 405);
+    assert_eq!(status!(app, wrong_method), 405);
 }
 
 #[actix_web::test]
 async fn admins_list_intents_and_routes_and_retry_dead_letters() {
     let h = Harness::new(fast_settings(1, None));
     let alice = h.account("alice").await;
-    let joined = h
-        .service
-        .submit(member_joined("j", vec![alice]))
-        .await
-        .unwrap();
-    let admin_kind = h.service.submit(start_config_invalid("s")).await.unwrap();
+    let joined = h.submit(member_joined("j", vec![alice])).await;
+    let admin_kind = h.submit(start_config_invalid("s")).await;
     let app = app!(h, HashMap::from([("alice".to_owned(), alice)]));
 
     // Intents, filtered by kind.
@@ -320,19 +291,9 @@ async fn admins_list_intents_and_routes_and_retry_dead_letters() {
         "/api/v1/admin/notifications/routes/{}/retry",
         Uuid::now_v7()
     );
-    assert_eq!(
-        test::call_service(&app, post(&unknown, "admin-token"))
-            .await
-            .status(),
-        404
-    );
+    assert_eq!(status!(app, post(&unknown, "admin-token")), 404);
     let unknown = format!("/api/v1/admin/notifications/intents/{}", Uuid::now_v7());
-    assert_eq!(
-        test::call_service(&app, get(&unknown, "admin-token"))
-            .await
-            .status(),
-        404
-    );
+    assert_eq!(status!(app, get(&unknown, "admin-token")), 404);
 
     // The re-armed route is delivered once a gateway listens.
     let mut sub = h.service.hub().subscribe("in-process");
@@ -356,17 +317,9 @@ async fn admins_list_intents_and_routes_and_retry_dead_letters() {
         "/api/v1/admin/notifications/intents",
         "/api/v1/admin/notifications/routes",
     ] {
-        assert_eq!(
-            test::call_service(&app, get(uri, "alice")).await.status(),
-            401
-        );
+        assert_eq!(status!(app, get(uri, "alice")), 401);
     }
-    assert_eq!(
-        test::call_service(&app, post(&retry, "alice"))
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(status!(app, post(&retry, "alice")), 401);
 }
 
 #[actix_web::test]

@@ -3,12 +3,7 @@
 //! `galaxy_mail::DeliveryOutcomes`, implemented by `RoutesFollowMail`, in
 //! the same transaction.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod common;
 
@@ -24,7 +19,7 @@ use galaxy_mail::{
     DeliveryChange, DeliveryOutcomes, MailService, PgMailService, Settings, SmtpSettings, TlsMode,
     Worker, WorkerSettings,
 };
-use galaxy_notification::{NotificationService, RoutesFollowMail};
+use galaxy_notification::RoutesFollowMail;
 use galaxy_testsmtp::{Reply, SmtpServer};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -57,7 +52,7 @@ fn worker(h: &Harness, server: &SmtpServer, max_attempts: u32) -> Worker {
 
 /// Submits an admin kind (one email route to the admin address).
 async fn email_route(h: &Harness, key: &str) -> RouteState {
-    let s = h.service.submit(start_config_invalid(key)).await.unwrap();
+    let s = h.submit(start_config_invalid(key)).await;
     let mut routes = h.routes(s.intent_id).await;
     assert_eq!(routes.len(), 1);
     routes.remove(0)

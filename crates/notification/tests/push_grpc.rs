@@ -1,41 +1,28 @@
 //! The push service over a real tonic client and server.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use galaxy_notification::NotificationService;
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_subscribed_gateway_receives_member_joined_within_100ms() {
     let h = Harness::new(fast_settings(8, None));
-    let server = serve_push(h.service.hub().clone()).await;
-    let mut stream = subscribe(server.addr, Some(&format!("Bearer {PUSH_TOKEN}")))
-        .await
-        .expect("subscribe with the token");
-    wait_subscribers(h.service.hub(), 1).await;
+    let (_server, mut stream) = subscribed_gateway(&h).await;
     let (alice, bob) = (h.account("alice").await, h.account("bob").await);
     // Warm the pooled connection's prepared statements, as in a running
     // backend, so the measurement is of the submit path, not of start-up.
-    h.service
-        .submit(member_joined("warm-up", vec![alice]))
-        .await
-        .unwrap();
+    h.submit(member_joined("warm-up", vec![alice])).await;
     stream.message().await.unwrap().unwrap();
 
     let intent = member_joined("game-1:join:bob", vec![alice, bob]);
     let payload = intent.payload.clone();
     let started = Instant::now();
-    let submitted = h.service.submit(intent).await.unwrap();
+    let submitted = h.submit(intent).await;
     let first = tokio::time::timeout(Duration::from_secs(2), stream.message())
         .await
         .expect("an event arrives")
@@ -96,9 +83,7 @@ async fn during_a_rotation_both_tokens_subscribe_and_nothing_else() {
     let h = Harness::new(fast_settings(8, None));
     let next = "push-token-next-9876543210";
     let server = serve_push_accepting(h.service.hub().clone(), &[PUSH_TOKEN, next]).await;
-    let _old = subscribe(server.addr, Some(&format!("Bearer {PUSH_TOKEN}")))
-        .await
-        .expect("the current token subscribes");
+    let _old = subscribe_with_token(server.addr).await;
     let _new = subscribe(server.addr, Some(&format!("Bearer {next}")))
         .await
         .expect("the next token subscribes");
@@ -125,11 +110,7 @@ async fn every_subscribed_gateway_receives_every_event() {
     let mut b = subscribe(server.addr, Some(&auth)).await.unwrap();
     wait_subscribers(h.service.hub(), 2).await;
     let carol = h.account("carol").await;
-    let submitted = h
-        .service
-        .submit(member_joined("broadcast", vec![carol]))
-        .await
-        .unwrap();
+    let submitted = h.submit(member_joined("broadcast", vec![carol])).await;
     for stream in [&mut a, &mut b] {
         let ev = tokio::time::timeout(Duration::from_secs(2), stream.message())
             .await
@@ -155,11 +136,7 @@ async fn every_subscribed_gateway_receives_every_event() {
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_ends_open_streams() {
     let h = Harness::new(fast_settings(8, None));
-    let server = serve_push(h.service.hub().clone()).await;
-    let mut stream = subscribe(server.addr, Some(&format!("Bearer {PUSH_TOKEN}")))
-        .await
-        .unwrap();
-    wait_subscribers(h.service.hub(), 1).await;
+    let (server, mut stream) = subscribed_gateway(&h).await;
     drop(server);
     let end = tokio::time::timeout(Duration::from_secs(5), stream.message())
         .await

@@ -2,12 +2,7 @@
 //! channels per audience, mail rows in the same transaction, caller
 //! transactions, validation and user deletion.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod common;
 
@@ -27,37 +22,20 @@ async fn the_same_intent_twice_creates_one_intent_and_one_set_of_routes() {
         h.account("c").await,
     );
     let intent = member_joined("game-7:join:c", vec![a, b, c]);
-    let first = h.service.submit(intent.clone()).await.unwrap();
+    let first = h.submit(intent.clone()).await;
     assert!(first.created);
     // Same key, even with another payload: the first intent wins.
     let mut again = intent.clone();
     again.payload["race_name"] = serde_json::json!("Other");
-    let second = h.service.submit(again).await.unwrap();
+    let second = h.submit(again).await;
     assert_eq!(second.intent_id, first.intent_id);
     assert!(!second.created);
-    assert_eq!(
-        h.count("SELECT count(*) AS n FROM notification_intents")
-            .await,
-        1
-    );
-    assert_eq!(
-        h.count("SELECT count(*) AS n FROM notification_routes")
-            .await,
-        6
-    );
-    assert_eq!(
-        h.count("SELECT count(*) AS n FROM mail_deliveries").await,
-        3
-    );
+    assert_eq!(h.totals().await, (1, 6, 3), "intents, routes, mails");
     // The same key under another kind is another intent.
     let mut other_kind = intent;
     other_kind.kind = "lobby.game_started".to_owned();
-    assert!(h.service.submit(other_kind).await.unwrap().created);
-    assert_eq!(
-        h.count("SELECT count(*) AS n FROM notification_intents")
-            .await,
-        2
-    );
+    assert!(h.submit(other_kind).await.created);
+    assert_eq!(h.rows("notification_intents").await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -79,20 +57,7 @@ async fn eight_concurrent_submits_of_one_intent_create_it_once() {
     let id = results[0].intent_id;
     assert!(results.iter().all(|r| r.intent_id == id));
     assert_eq!(results.iter().filter(|r| r.created).count(), 1);
-    assert_eq!(
-        h.count("SELECT count(*) AS n FROM notification_intents")
-            .await,
-        1
-    );
-    assert_eq!(
-        h.count("SELECT count(*) AS n FROM notification_routes")
-            .await,
-        4
-    );
-    assert_eq!(
-        h.count("SELECT count(*) AS n FROM mail_deliveries").await,
-        2
-    );
+    assert_eq!(h.totals().await, (1, 4, 2), "intents, routes, mails");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -156,11 +121,7 @@ async fn player_kinds_get_a_push_and_an_email_route_per_recipient() {
     let (a, b) = (h.account("a").await, h.account("b").await);
     // b has no address in the directory: the email route is skipped, not lost.
     h.directory.0.write().unwrap().remove(&b);
-    let s = h
-        .service
-        .submit(member_joined("k", vec![a, b]))
-        .await
-        .unwrap();
+    let s = h.submit(member_joined("k", vec![a, b])).await;
     let routes = h.routes(s.intent_id).await;
     let push: Vec<_> = routes.iter().filter(|r| r.channel == "push").collect();
     let email: Vec<_> = routes.iter().filter(|r| r.channel == "email").collect();
@@ -188,20 +149,13 @@ async fn player_kinds_get_a_push_and_an_email_route_per_recipient() {
     let to_b = email.iter().find(|r| r.account_id == Some(b)).unwrap();
     assert_eq!(to_b.status, "skipped");
     assert_eq!(to_b.skip_reason.as_deref(), Some("no_email_address"));
-    assert_eq!(
-        h.count("SELECT count(*) AS n FROM mail_deliveries").await,
-        1
-    );
+    assert_eq!(h.rows("mail_deliveries").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_kind_without_admin_email_lands_skipped() {
     let h = Harness::new(fast_settings(8, None));
-    let s = h
-        .service
-        .submit(start_config_invalid("g-1:start"))
-        .await
-        .unwrap();
+    let s = h.submit(start_config_invalid("g-1:start")).await;
     let routes = h.routes(s.intent_id).await;
     assert_eq!(routes.len(), 1);
     assert_eq!(routes[0].channel, "email");
@@ -210,20 +164,13 @@ async fn admin_kind_without_admin_email_lands_skipped() {
         routes[0].skip_reason.as_deref(),
         Some("admin_email_not_configured")
     );
-    assert_eq!(
-        h.count("SELECT count(*) AS n FROM mail_deliveries").await,
-        0
-    );
+    assert_eq!(h.rows("mail_deliveries").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_kind_with_admin_email_enqueues_a_mail_to_it() {
     let h = Harness::new(fast_settings(8, Some("ops@example.test")));
-    let s = h
-        .service
-        .submit(start_config_invalid("g-2:start"))
-        .await
-        .unwrap();
+    let s = h.submit(start_config_invalid("g-2:start")).await;
     let routes = h.routes(s.intent_id).await;
     assert_eq!(routes.len(), 1);
     let r = &routes[0];
@@ -261,15 +208,8 @@ async fn submit_in_commits_and_rolls_back_with_the_callers_transaction() {
         })
         .await;
     assert!(rolled.is_err());
-    assert_eq!(
-        h.count("SELECT count(*) AS n FROM notification_intents")
-            .await,
-        0
-    );
-    assert_eq!(
-        h.count("SELECT count(*) AS n FROM mail_deliveries").await,
-        0
-    );
+    assert_eq!(h.rows("notification_intents").await, 0);
+    assert_eq!(h.rows("mail_deliveries").await, 0);
 
     // Committed, then dispatched to a subscriber.
     let mut sub = h.service.hub().subscribe("in-process");
@@ -326,27 +266,15 @@ async fn invalid_intents_are_typed_errors_and_write_nothing() {
             .await,
         Err(NotificationError::UnknownRecipient)
     ));
-    assert_eq!(
-        h.count("SELECT count(*) AS n FROM notification_intents")
-            .await,
-        0
-    );
-    assert_eq!(
-        h.count("SELECT count(*) AS n FROM notification_routes")
-            .await,
-        0
-    );
+    assert_eq!(h.rows("notification_intents").await, 0);
+    assert_eq!(h.rows("notification_routes").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_users_pending_routes_are_skipped_and_kept() {
     let h = Harness::new(fast_settings(8, None));
     let (gone, stays) = (h.account("gone").await, h.account("stays").await);
-    let s = h
-        .service
-        .submit(member_joined("k", vec![gone, stays]))
-        .await
-        .unwrap();
+    let s = h.submit(member_joined("k", vec![gone, stays])).await;
     // One of gone's push routes fails over to retrying first.
     let mut conn = h.db.pool().get().await.unwrap();
     diesel::sql_query(format!(
@@ -356,11 +284,7 @@ async fn a_deleted_users_pending_routes_are_skipped_and_kept() {
     .execute(&mut conn)
     .await
     .unwrap();
-    let s2 = h
-        .service
-        .submit(member_joined("k2", vec![gone]))
-        .await
-        .unwrap();
+    let s2 = h.submit(member_joined("k2", vec![gone])).await;
 
     assert_eq!(h.service.on_user_deleted(gone).await.unwrap(), 2);
     // A retried reaction (decision HARD-15) changes nothing more.
@@ -380,9 +304,5 @@ async fn a_deleted_users_pending_routes_are_skipped_and_kept() {
             }
         }
     }
-    assert_eq!(
-        h.count("SELECT count(*) AS n FROM notification_routes")
-            .await,
-        6
-    );
+    assert_eq!(h.rows("notification_routes").await, 6);
 }

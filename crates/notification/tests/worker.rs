@@ -1,12 +1,7 @@
 //! The retry worker with short intervals: dead-lettering with no gateway,
 //! late subscribers, and routes a crashed submitter never pushed.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod common;
 
@@ -22,7 +17,7 @@ async fn with_no_subscriber_a_push_route_retries_then_dead_letters() {
     let shutdown = CancellationToken::new();
     let worker = h.service.spawn_worker(shutdown.clone());
     let a = h.account("a").await;
-    let s = h.service.submit(member_joined("k", vec![a])).await.unwrap();
+    let s = h.submit(member_joined("k", vec![a])).await;
 
     let retrying = h
         .wait_push_routes(s.intent_id, Duration::from_secs(5), |r| {
@@ -62,19 +57,13 @@ async fn a_subscriber_that_connects_before_the_maximum_gets_the_event() {
     let worker = h.service.spawn_worker(shutdown.clone());
     let server = serve_push(h.service.hub().clone()).await;
     let a = h.account("a").await;
-    let s = h
-        .service
-        .submit(member_joined("late", vec![a]))
-        .await
-        .unwrap();
+    let s = h.submit(member_joined("late", vec![a])).await;
     h.wait_push_routes(s.intent_id, Duration::from_secs(5), |r| {
         r.status == "retrying"
     })
     .await;
 
-    let mut stream = subscribe(server.addr, Some(&format!("Bearer {PUSH_TOKEN}")))
-        .await
-        .unwrap();
+    let mut stream = subscribe_with_token(server.addr).await;
     let ev = tokio::time::timeout(Duration::from_secs(5), stream.message())
         .await
         .expect("the worker re-pushes to the new subscriber")

@@ -84,28 +84,40 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use tokio::task::JoinHandle;
+
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn drains_full_batches_then_waits_and_stops_on_shutdown() {
+    /// Spawns `run_periodic` over a batch that answers `outcome(n)` on its
+    /// `n`th call (from 0); the call counter, the shutdown token, the task.
+    fn spawn_counted(
+        interval: Duration,
+        outcome: impl Fn(usize) -> Result<BatchOutcome, &'static str> + Send + 'static,
+    ) -> (Arc<AtomicUsize>, CancellationToken, JoinHandle<()>) {
         let calls = Arc::new(AtomicUsize::new(0));
         let shutdown = CancellationToken::new();
         let c = Arc::clone(&calls);
         let task = tokio::spawn(run_periodic(
             "test",
-            Duration::from_secs(2),
+            interval,
             shutdown.clone(),
             move || {
-                let n = c.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    // Three full batches of backlog, then idle.
-                    Ok::<_, String>(BatchOutcome {
-                        processed: 10,
-                        full: n < 3,
-                    })
-                }
+                let result = outcome(c.fetch_add(1, Ordering::SeqCst));
+                async move { result }
             },
         ));
+        (calls, shutdown, task)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drains_full_batches_then_waits_and_stops_on_shutdown() {
+        // Three full batches of backlog, then idle.
+        let (calls, shutdown, task) = spawn_counted(Duration::from_secs(2), |n| {
+            Ok(BatchOutcome {
+                processed: 10,
+                full: n < 3,
+            })
+        });
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(
             calls.load(Ordering::SeqCst),
@@ -124,18 +136,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failing_batch_is_retried_next_tick() {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let shutdown = CancellationToken::new();
-        let c = Arc::clone(&calls);
-        let task = tokio::spawn(run_periodic(
-            "failing",
-            Duration::from_secs(1),
-            shutdown.clone(),
-            move || {
-                c.fetch_add(1, Ordering::SeqCst);
-                async { Err::<BatchOutcome, _>("database down") }
-            },
-        ));
+        let (calls, shutdown, task) =
+            spawn_counted(Duration::from_secs(1), |_| Err("database down"));
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         shutdown.cancel();

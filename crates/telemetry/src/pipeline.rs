@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{MeterProviderBuilder, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
 use tracing_subscriber::fmt::MakeWriter;
@@ -90,6 +91,23 @@ pub enum TelemetryError {
     AlreadyInstalled,
 }
 
+impl TelemetryError {
+    /// Maps the build error of the `signal` exporter.
+    fn exporter<E: std::fmt::Display>(signal: &'static str) -> impl FnOnce(E) -> Self {
+        move |e| Self::Exporter {
+            signal,
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// A meter provider that pushes to `exporter` every export interval.
+fn periodic(metrics: MeterProviderBuilder, exporter: impl PushMetricExporter) -> SdkMeterProvider {
+    metrics
+        .with_reader(PeriodicReader::builder(exporter).build())
+        .build()
+}
+
 /// Builder: `Telemetry::new(settings).install(std::io::stdout)`.
 pub struct Telemetry {
     settings: TelemetrySettings,
@@ -153,10 +171,7 @@ impl Telemetry {
                 let exporter = opentelemetry_otlp::SpanExporter::builder()
                     .with_tonic()
                     .build()
-                    .map_err(|e| TelemetryError::Exporter {
-                        signal: "trace",
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(TelemetryError::exporter("trace"))?;
                 // Batch processor: spans queue in memory (bounded; dropped
                 // when full) and a dedicated thread exports them, so a slow
                 // or absent collector never reaches a request.
@@ -168,40 +183,20 @@ impl Telemetry {
         let metrics = SdkMeterProvider::builder().with_resource(resource);
         let (meter_provider, prometheus) = match self.settings.metrics {
             MetricsExporter::None => (None, None),
-            MetricsExporter::Stdout => (
-                Some(
-                    metrics
-                        .with_reader(PeriodicReader::builder(StdoutMetricExporter).build())
-                        .build(),
-                ),
-                None,
-            ),
+            MetricsExporter::Stdout => (Some(periodic(metrics, StdoutMetricExporter)), None),
             MetricsExporter::Otlp => {
                 let exporter = opentelemetry_otlp::MetricExporter::builder()
                     .with_tonic()
                     .build()
-                    .map_err(|e| TelemetryError::Exporter {
-                        signal: "metric",
-                        reason: e.to_string(),
-                    })?;
-                (
-                    Some(
-                        metrics
-                            .with_reader(PeriodicReader::builder(exporter).build())
-                            .build(),
-                    ),
-                    None,
-                )
+                    .map_err(TelemetryError::exporter("metric"))?;
+                (Some(periodic(metrics, exporter)), None)
             }
             MetricsExporter::Prometheus => {
                 let registry = prometheus::Registry::new();
                 let exporter = opentelemetry_prometheus::exporter()
                     .with_registry(registry.clone())
                     .build()
-                    .map_err(|e| TelemetryError::Exporter {
-                        signal: "prometheus",
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(TelemetryError::exporter("prometheus"))?;
                 (
                     Some(metrics.with_reader(exporter).build()),
                     Some(PrometheusScrape { registry }),

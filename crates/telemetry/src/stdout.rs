@@ -76,6 +76,19 @@ impl SpanExporter for StdoutSpanExporter {
     }
 }
 
+/// What every histogram point shows: its attributes, count and sum.
+fn histogram_point<'a>(
+    attrs: impl Iterator<Item = &'a KeyValue>,
+    count: impl Into<Value>,
+    sum: Value,
+) -> Map<String, Value> {
+    Map::from_iter([
+        ("attributes".to_owned(), attributes(attrs)),
+        ("count".to_owned(), count.into()),
+        ("sum".to_owned(), sum),
+    ])
+}
+
 fn points<T: Copy + Into<Value>>(data: &MetricData<T>) -> (&'static str, Vec<Value>) {
     match data {
         MetricData::Gauge(g) => (
@@ -94,26 +107,18 @@ fn points<T: Copy + Into<Value>>(data: &MetricData<T>) -> (&'static str, Vec<Val
             "histogram",
             h.data_points()
                 .map(|p| {
-                    json!({
-                        "attributes": attributes(p.attributes()),
-                        "count": p.count(),
-                        "sum": p.sum().into(),
-                        "bounds": p.bounds().collect::<Vec<_>>(),
-                        "bucket_counts": p.bucket_counts().collect::<Vec<_>>(),
-                    })
+                    let mut point = histogram_point(p.attributes(), p.count(), p.sum().into());
+                    point.insert("bounds".into(), json!(p.bounds().collect::<Vec<_>>()));
+                    let counts = p.bucket_counts().collect::<Vec<_>>();
+                    point.insert("bucket_counts".into(), json!(counts));
+                    Value::Object(point)
                 })
                 .collect(),
         ),
         MetricData::ExponentialHistogram(h) => (
             "exponential_histogram",
             h.data_points()
-                .map(|p| {
-                    json!({
-                        "attributes": attributes(p.attributes()),
-                        "count": p.count(),
-                        "sum": p.sum().into(),
-                    })
-                })
+                .map(|p| Value::Object(histogram_point(p.attributes(), p.count(), p.sum().into())))
                 .collect(),
         ),
     }

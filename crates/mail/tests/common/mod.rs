@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use galaxy_db::Pool;
 use galaxy_mail::schema::{mail_attempts, mail_deliveries};
-use galaxy_mail::{NewMail, Settings, SmtpSettings, TlsMode, Worker, WorkerSettings, templates};
+use galaxy_mail::{
+    Delivery, NewMail, Settings, SmtpSettings, TlsMode, Worker, WorkerSettings, templates,
+};
 use galaxy_testsmtp::SmtpServer;
 use uuid::Uuid;
 
@@ -57,36 +59,18 @@ pub async fn enqueue_many(pool: &Pool, n: usize) -> Vec<Uuid> {
             to: format!("player{i}@galaxy.test"),
             subject: format!("bulk {i}"),
             body_text: format!("body {i}"),
-            body_html: None,
-            notification_route_id: None,
-            origin_request_id: None,
-            secret_until: None,
+            ..NewMail::default()
         };
         ids.push(galaxy_mail::enqueue(&mut c, &m).await.unwrap());
     }
     ids
 }
 
-#[derive(Debug, Clone, Queryable)]
-pub struct Row {
-    pub status: String,
-    pub cycle_attempts: i32,
-    pub next_attempt_at: DateTime<Utc>,
-    pub sent_at: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-}
-
-pub async fn row(pool: &Pool, id: Uuid) -> Row {
+pub async fn row(pool: &Pool, id: Uuid) -> Delivery {
     let mut c = pool.get().await.unwrap();
     mail_deliveries::table
         .find(id)
-        .select((
-            mail_deliveries::status,
-            mail_deliveries::cycle_attempts,
-            mail_deliveries::next_attempt_at,
-            mail_deliveries::sent_at,
-            mail_deliveries::last_error,
-        ))
+        .select(Delivery::as_select())
         .first(&mut c)
         .await
         .unwrap()

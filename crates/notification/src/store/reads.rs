@@ -2,54 +2,78 @@
 //! (re-arming a dead-lettered route).
 
 use chrono::{DateTime, Utc};
+use diesel::dsl::{InnerJoin, IntoBoxed};
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use galaxy_core::Page;
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::columns::CHANNEL_PUSH;
 use crate::schema::{notification_intents as ni, notification_routes as nr};
+use crate::views::{InboxItem, IntentView, RouteView};
 
-#[derive(Queryable, Selectable, Debug, Clone)]
-#[diesel(table_name = ni)]
-pub struct IntentRow {
-    pub id: Uuid,
-    pub kind: String,
-    pub idempotency_key: String,
-    pub payload: Value,
-    pub created_at: DateTime<Utc>,
+/// Defines `$name`: one page of `$table`'s rows as `$row`, newest first,
+/// with the count of every row that matches; a `Some` filter keeps only the
+/// rows whose `$column` equals it.
+macro_rules! newest_first_page {
+    ($name:ident: $table:ident as $row:ty, filtered by $column:ident) => {
+        pub async fn $name(
+            conn: &mut AsyncPgConnection,
+            $column: Option<&str>,
+            page: Page,
+        ) -> QueryResult<(Vec<$row>, i64)> {
+            let base = || {
+                let q = $table::table.into_boxed();
+                match $column {
+                    Some(v) => q.filter($table::$column.eq(v.to_owned())),
+                    None => q,
+                }
+            };
+            let total = base().count().get_result(conn).await?;
+            let rows = base()
+                .select(<$row>::as_select())
+                .order(($table::created_at.desc(), $table::id.desc()))
+                .offset(page.offset())
+                .limit(page.limit())
+                .load(conn)
+                .await?;
+            Ok((rows, total))
+        }
+    };
 }
 
-#[derive(Queryable, Selectable, Debug, Clone)]
-#[diesel(table_name = nr)]
-pub struct RouteRow {
-    pub id: Uuid,
-    pub intent_id: Uuid,
-    pub channel: String,
-    pub account_id: Option<Uuid>,
-    pub address: Option<String>,
-    pub status: String,
-    pub attempts: i32,
-    pub next_attempt_at: DateTime<Utc>,
-    pub last_error: Option<String>,
-    pub skip_reason: Option<String>,
-    pub mail_delivery_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub read_at: Option<DateTime<Utc>>,
+/// Defines `$name`: `$table`'s row with a primary key as `$row`, if any.
+macro_rules! row_by_id {
+    ($name:ident: $table:ident as $row:ty) => {
+        pub async fn $name(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<$row>> {
+            $table::table
+                .find(id)
+                .select(<$row>::as_select())
+                .first(conn)
+                .await
+                .optional()
+        }
+    };
 }
 
-/// One inbox entry: a push route of the caller joined with its intent.
-#[derive(Queryable, Debug)]
-pub struct InboxRow {
-    pub route_id: Uuid,
-    pub intent_id: Uuid,
-    pub kind: String,
-    pub payload: Value,
-    pub created_at: DateTime<Utc>,
-    pub read_at: Option<DateTime<Utc>>,
+/// The caller's push routes joined with their intents, as the inbox reads
+/// them (only the unread ones with `unread_only`).
+fn inbox_entries<'a>(
+    account_id: Uuid,
+    unread_only: bool,
+) -> IntoBoxed<'a, InnerJoin<nr::table, ni::table>, Pg> {
+    let q = nr::table
+        .inner_join(ni::table)
+        .filter(nr::account_id.eq(account_id))
+        .filter(nr::channel.eq(CHANNEL_PUSH))
+        .into_boxed();
+    if unread_only {
+        q.filter(nr::read_at.is_null())
+    } else {
+        q
+    }
 }
 
 pub async fn inbox(
@@ -57,29 +81,13 @@ pub async fn inbox(
     account_id: Uuid,
     unread_only: bool,
     page: Page,
-) -> QueryResult<(Vec<InboxRow>, i64)> {
-    let base = || {
-        let q = nr::table
-            .inner_join(ni::table)
-            .filter(nr::account_id.eq(account_id))
-            .filter(nr::channel.eq(CHANNEL_PUSH))
-            .into_boxed();
-        if unread_only {
-            q.filter(nr::read_at.is_null())
-        } else {
-            q
-        }
-    };
-    let total: i64 = base().count().get_result(conn).await?;
-    let items = base()
-        .select((
-            nr::id,
-            ni::id,
-            ni::kind,
-            ni::payload,
-            nr::created_at,
-            nr::read_at,
-        ))
+) -> QueryResult<(Vec<InboxItem>, i64)> {
+    let total: i64 = inbox_entries(account_id, unread_only)
+        .count()
+        .get_result(conn)
+        .await?;
+    let items = inbox_entries(account_id, unread_only)
+        .select(InboxItem::as_select())
         .order((nr::created_at.desc(), nr::id.desc()))
         .offset(page.offset())
         .limit(page.limit())
@@ -97,7 +105,7 @@ pub async fn inbox_after(
     after: Uuid,
     unread_only: bool,
     limit: i64,
-) -> QueryResult<Option<(Vec<InboxRow>, i64)>> {
+) -> QueryResult<Option<(Vec<InboxItem>, i64)>> {
     let cursor: Option<DateTime<Utc>> = nr::table
         .filter(nr::id.eq(after))
         .filter(nr::account_id.eq(account_id))
@@ -112,32 +120,15 @@ pub async fn inbox_after(
     // (created_at, id) order, the reverse of the newest-first listing, so a
     // cursor taken from either reads the same sequence.
     let base = || {
-        let q = nr::table
-            .inner_join(ni::table)
-            .filter(nr::account_id.eq(account_id))
-            .filter(nr::channel.eq(CHANNEL_PUSH))
-            .filter(
-                nr::created_at
-                    .gt(cursor)
-                    .or(nr::created_at.eq(cursor).and(nr::id.gt(after))),
-            )
-            .into_boxed();
-        if unread_only {
-            q.filter(nr::read_at.is_null())
-        } else {
-            q
-        }
+        inbox_entries(account_id, unread_only).filter(
+            nr::created_at
+                .gt(cursor)
+                .or(nr::created_at.eq(cursor).and(nr::id.gt(after))),
+        )
     };
     let total: i64 = base().count().get_result(conn).await?;
     let items = base()
-        .select((
-            nr::id,
-            ni::id,
-            ni::kind,
-            ni::payload,
-            nr::created_at,
-            nr::read_at,
-        ))
+        .select(InboxItem::as_select())
         .order((nr::created_at.asc(), nr::id.asc()))
         .limit(limit)
         .load(conn)
@@ -163,80 +154,21 @@ pub async fn mark_read(
         .await
 }
 
-pub async fn list_intents(
-    conn: &mut AsyncPgConnection,
-    kind: Option<&str>,
-    page: Page,
-) -> QueryResult<(Vec<IntentRow>, i64)> {
-    let base = || {
-        let q = ni::table.into_boxed();
-        match kind {
-            Some(k) => q.filter(ni::kind.eq(k.to_owned())),
-            None => q,
-        }
-    };
-    let total = base().count().get_result(conn).await?;
-    let rows = base()
-        .select(IntentRow::as_select())
-        .order((ni::created_at.desc(), ni::id.desc()))
-        .offset(page.offset())
-        .limit(page.limit())
-        .load(conn)
-        .await?;
-    Ok((rows, total))
-}
+newest_first_page!(list_intents: ni as IntentView, filtered by kind);
+newest_first_page!(list_routes: nr as RouteView, filtered by status);
+row_by_id!(intent: ni as IntentView);
+row_by_id!(route: nr as RouteView);
 
-pub async fn intent(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<IntentRow>> {
-    ni::table
-        .find(id)
-        .select(IntentRow::as_select())
-        .first(conn)
-        .await
-        .optional()
-}
-
-pub async fn routes_of_intent(
+/// Every route `intent` materialised, push routes first.
+pub async fn routes_of(
     conn: &mut AsyncPgConnection,
-    intent_id: Uuid,
-) -> QueryResult<Vec<RouteRow>> {
-    nr::table
-        .filter(nr::intent_id.eq(intent_id))
-        .select(RouteRow::as_select())
+    intent: &IntentView,
+) -> QueryResult<Vec<RouteView>> {
+    RouteView::belonging_to(intent)
+        .select(RouteView::as_select())
         .order((nr::channel.desc(), nr::created_at.asc(), nr::id.asc()))
         .load(conn)
         .await
-}
-
-pub async fn list_routes(
-    conn: &mut AsyncPgConnection,
-    status: Option<&str>,
-    page: Page,
-) -> QueryResult<(Vec<RouteRow>, i64)> {
-    let base = || {
-        let q = nr::table.into_boxed();
-        match status {
-            Some(s) => q.filter(nr::status.eq(s.to_owned())),
-            None => q,
-        }
-    };
-    let total = base().count().get_result(conn).await?;
-    let rows = base()
-        .select(RouteRow::as_select())
-        .order((nr::created_at.desc(), nr::id.desc()))
-        .offset(page.offset())
-        .limit(page.limit())
-        .load(conn)
-        .await?;
-    Ok((rows, total))
-}
-
-pub async fn route(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<RouteRow>> {
-    nr::table
-        .find(id)
-        .select(RouteRow::as_select())
-        .first(conn)
-        .await
-        .optional()
 }
 
 /// Re-arms a dead-lettered route for a new cycle of attempts, due now.
@@ -244,7 +176,7 @@ pub async fn route(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option
 pub async fn rearm_dead_letter(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-) -> QueryResult<Option<RouteRow>> {
+) -> QueryResult<Option<RouteView>> {
     diesel::update(nr::table)
         .filter(nr::id.eq(id))
         .filter(nr::channel.eq(CHANNEL_PUSH))
@@ -255,7 +187,7 @@ pub async fn rearm_dead_letter(
             nr::next_attempt_at.eq(diesel::dsl::now),
             nr::updated_at.eq(diesel::dsl::now),
         ))
-        .returning(RouteRow::as_returning())
+        .returning(RouteView::as_returning())
         .get_result(conn)
         .await
         .optional()

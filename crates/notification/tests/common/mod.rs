@@ -13,7 +13,8 @@ use diesel_async::RunQueryDsl;
 use galaxy_notification::proto::push_client::PushClient;
 use galaxy_notification::proto::{PushEvent, SubscribeRequest};
 use galaxy_notification::{
-    Intent, NotificationSettings, PgNotificationService, PushGrpc, PushHub, RecipientDirectory,
+    Intent, NotificationService, NotificationSettings, PgNotificationService, PushGrpc, PushHub,
+    RecipientDirectory, Submitted,
 };
 use galaxy_queue::Backoff;
 use galaxy_testdb::TestDb;
@@ -100,6 +101,26 @@ impl Harness {
     }
 
     /// (status, attempts, skip_reason) of every route of `intent_id`, push first.
+    /// How many rows `table` holds.
+    pub async fn rows(&self, table: &str) -> i64 {
+        self.count(&format!("SELECT count(*) AS n FROM {table}"))
+            .await
+    }
+
+    /// How many intents, routes and mail deliveries there are.
+    pub async fn totals(&self) -> (i64, i64, i64) {
+        (
+            self.rows("notification_intents").await,
+            self.rows("notification_routes").await,
+            self.rows("mail_deliveries").await,
+        )
+    }
+
+    /// Submits `intent`, which must succeed.
+    pub async fn submit(&self, intent: Intent) -> Submitted {
+        self.service.submit(intent).await.unwrap()
+    }
+
     pub async fn routes(&self, intent_id: Uuid) -> Vec<RouteState> {
         let mut conn = self.db.pool().get().await.unwrap();
         diesel::sql_query(
@@ -242,6 +263,21 @@ pub async fn subscribe(
         .subscribe(request)
         .await
         .map(tonic::Response::into_inner)
+}
+
+/// `Subscribe` with the push token, which must be accepted.
+pub async fn subscribe_with_token(addr: SocketAddr) -> Streaming<PushEvent> {
+    subscribe(addr, Some(&format!("Bearer {PUSH_TOKEN}")))
+        .await
+        .expect("subscribe with the token")
+}
+
+/// The harness's push service served, and one gateway subscribed to it.
+pub async fn subscribed_gateway(h: &Harness) -> (GrpcServer, Streaming<PushEvent>) {
+    let server = serve_push(h.service.hub().clone()).await;
+    let stream = subscribe_with_token(server.addr).await;
+    wait_subscribers(h.service.hub(), 1).await;
+    (server, stream)
 }
 
 /// Waits until the hub has `n` live subscribers.
