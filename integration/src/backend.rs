@@ -334,6 +334,18 @@ impl Backend {
         wait_ready(&mut self.process, &self.client, &url, limit).await
     }
 
+    /// Waits until one of the process's log lines satisfies `matches`,
+    /// panicking (with the logs) after `limit`.
+    pub async fn wait_for_log(
+        &self,
+        limit: Duration,
+        what: &str,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) {
+        self.eventually(limit, what, || async { self.logs().iter().any(&matches) })
+            .await;
+    }
+
     /// Polls `cond` every 50 ms until it holds or `limit` passes.
     pub async fn eventually<F, Fut>(&self, limit: Duration, what: &str, cond: F)
     where

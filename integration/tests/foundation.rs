@@ -234,10 +234,8 @@ async fn errors_are_problems_and_request_ids_round_trip() {
 
     // One access-log line per request, with route, status and request id.
     backend
-        .eventually(Duration::from_secs(2), "access log", || async {
-            backend.logs().iter().any(|l| {
-                l["message"] == "request" && l["request_id"] == "abc-123" && l["status"] == 404
-            })
+        .wait_for_log(Duration::from_secs(2), "access log", |l| {
+            l["message"] == "request" && l["request_id"] == "abc-123" && l["status"] == 404
         })
         .await;
     let line = backend

@@ -42,6 +42,15 @@ async fn join(b: &Backend, token: &str, game_id: &str, race: &str) {
     json_of(r, 200).await;
 }
 
+/// Waits until the lobby shows game `id` in `status`.
+async fn wait_for_status(b: &Backend, token: &str, id: &str, status: &str, limit: Duration) {
+    b.eventually(limit, &format!("game {status}"), || async {
+        let r = get(b, &format!("/api/v1/lobby/games/{id}"), token).await;
+        r.json::<Value>().await.unwrap()["status"] == status
+    })
+    .await;
+}
+
 /// The accounts of the next `n` push events of `kind` (others are skipped).
 async fn recipients_of(
     stream: &mut tonic::Streaming<PushEvent>,
@@ -120,11 +129,7 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
     let r = post(b, &format!("/api/v1/lobby/games/{id}/start"), &alice, None).await;
     assert_eq!(r.status(), 202);
 
-    b.eventually(Duration::from_secs(60), "game running", || async {
-        let r = get(b, &format!("/api/v1/lobby/games/{id}"), &alice).await;
-        r.json::<Value>().await.unwrap()["status"] == "running"
-    })
-    .await;
+    wait_for_status(b, &alice, &id, "running", Duration::from_secs(60)).await;
 
     // The container: name, labels, network and the /data volume.
     let name = format!("galaxy-game-{id}");
@@ -340,11 +345,7 @@ async fn a_failed_start_reopens_the_game_and_mails_the_admin() {
     let r = post(b, &format!("/api/v1/lobby/games/{id}/start"), &alice, None).await;
     assert_eq!(r.status(), 202);
 
-    b.eventually(Duration::from_secs(20), "game back to open", || async {
-        let r = get(b, &format!("/api/v1/lobby/games/{id}"), &alice).await;
-        r.json::<Value>().await.unwrap()["status"] == "open"
-    })
-    .await;
+    wait_for_status(b, &alice, &id, "open", Duration::from_secs(20)).await;
     let record = get_json(b, &format!("/api/v1/admin/runtime/{id}"), &admin).await;
     assert_eq!(record["observed_state"], "failed", "{record}");
     assert!(

@@ -126,6 +126,19 @@ async fn admin_user_action(b: &Backend, admin: &str, id: &str, action: &str) -> 
     .await
 }
 
+/// `PATCH /api/v1/user/me` with a new display name.
+async fn rename(b: &Backend, token: &str, display_name: &str) -> reqwest::Response {
+    let body = json!({ "display_name": display_name });
+    call(
+        b,
+        reqwest::Method::PATCH,
+        "/api/v1/user/me",
+        token,
+        Some(body),
+    )
+    .await
+}
+
 /// The admin's own password change.
 async fn change_password(b: &Backend, token: &str, current: &str, new: &str) -> reqwest::Response {
     let body = json!({ "current_password": current, "new_password": new });
@@ -226,14 +239,7 @@ async fn email_code_flow_from_gb_to_logout() {
     assert_eq!(me["declared_country"], "GB");
     assert_eq!(me["id"], signed["account"]["id"]);
 
-    let r = call(
-        b,
-        reqwest::Method::PATCH,
-        "/api/v1/user/me",
-        token,
-        Some(json!({ "display_name": "Captain Ann" })),
-    )
-    .await;
+    let r = rename(b, token, "Captain Ann").await;
     assert_eq!(r.status(), 200);
     let me: Value = get(b, "/api/v1/user/me", token).await.json().await.unwrap();
     assert_eq!(me["display_name"], "Captain Ann");
@@ -576,14 +582,7 @@ async fn me_keeps_answering_while_postgres_is_stopped() {
     let sessions = get(&backend, "/api/v1/auth/sessions", token).await;
     assert_eq!(sessions.status(), 200);
     // A write needs the database: a clean 503, never a 500.
-    let r = call(
-        &backend,
-        reqwest::Method::PATCH,
-        "/api/v1/user/me",
-        token,
-        Some(json!({ "display_name": "Hal" })),
-    )
-    .await;
+    let r = rename(&backend, token, "Hal").await;
     assert_eq!(r.status(), 503);
     server.start_again();
     backend.wait_ready(Duration::from_secs(20)).await;
@@ -657,14 +656,7 @@ async fn admin_surface_over_users_and_admins() {
     let b = &s.backend;
     let (ann, signed) = sign_in(&s, "ann@example.test", None).await;
     let (bob, bob_signed) = sign_in(&s, "bob@example.test", None).await;
-    let _ = call(
-        b,
-        reqwest::Method::PATCH,
-        "/api/v1/user/me",
-        &bob,
-        Some(json!({ "display_name": "Zed Bob" })),
-    )
-    .await;
+    let _ = rename(b, &bob, "Zed Bob").await;
     let admin = admin_token(b).await;
     let ann_id = signed["account"]["id"].as_str().unwrap().to_owned();
     let bob_id = bob_signed["account"]["id"].as_str().unwrap().to_owned();
@@ -862,8 +854,7 @@ async fn logs_carry_no_email_token_code_or_password() {
         let body: Value = r.json().await.unwrap();
         let token = body["token"].as_str().unwrap().to_owned();
         assert_eq!(get(b, "/api/v1/user/me", &token).await.status(), 200);
-        let rename = Some(json!({"display_name": "Quiet"}));
-        let r = call(b, reqwest::Method::PATCH, "/api/v1/user/me", &token, rename).await;
+        let r = rename(b, &token, "Quiet").await;
         assert_eq!(r.status(), 200);
         assert_eq!(get(b, "/api/v1/auth/sessions", &token).await.status(), 200);
         assert_eq!(admin_login(b, "a-wrong-admin-password").await.status(), 401);

@@ -270,14 +270,10 @@ async fn enqueued_mail_carries_its_request_id_to_the_worker() {
     assert_eq!(origin.as_deref(), Some("req-correlate-42"));
 
     backend
-        .eventually(
+        .wait_for_log(
             Duration::from_secs(5),
             "the worker's line names the request",
-            || async {
-                backend.logs().iter().any(|l| {
-                    l["message"] == "mail sent" && l["origin_request_id"] == "req-correlate-42"
-                })
-            },
+            |l| l["message"] == "mail sent" && l["origin_request_id"] == "req-correlate-42",
         )
         .await;
     // The request's own access line carries the same id.

@@ -95,14 +95,12 @@ async fn the_backend_pushes_due_routes_to_an_authenticated_gateway() {
     assert_eq!(ev.kind, "lobby.game_started");
     // The worker's line names the request that submitted the intent.
     backend
-        .eventually(
+        .wait_for_log(
             Duration::from_secs(3),
             "worker log with the origin request",
-            || async {
-                backend.logs().iter().any(|l| {
-                    l["message"] == "push route delivered by the worker"
-                        && l["origin_request_id"] == "req-origin-7"
-                })
+            |l| {
+                l["message"] == "push route delivered by the worker"
+                    && l["origin_request_id"] == "req-origin-7"
             },
         )
         .await;

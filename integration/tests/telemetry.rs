@@ -136,6 +136,15 @@ fn access_line(backend: &Backend, request_id: &str) -> Option<Value> {
         .find(|l| l["request_id"] == request_id && l["message"] == "request")
 }
 
+/// A ready backend whose traces and metrics go to `exporter`.
+async fn exporting_backend(db: &TestDb, exporter: &str, metric_interval_ms: u32) -> Backend {
+    let mut backend = BackendBuilder::new(&db.dsn())
+        .exporting(exporter, metric_interval_ms)
+        .spawn();
+    backend.wait_ready(Duration::from_secs(10)).await;
+    backend
+}
+
 /// The access-log line of request `request_id`, once it is written.
 async fn logged_access_line(backend: &Backend, request_id: &str) -> Value {
     backend
@@ -443,10 +452,7 @@ async fn prometheus_scrape_listener_serves_http_metrics_off_the_public_port() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stdout_exporters_write_spans_and_metrics_as_json_lines() {
     let db = TestDb::new();
-    let mut backend = BackendBuilder::new(&db.dsn())
-        .exporting("stdout", 300)
-        .spawn();
-    backend.wait_ready(Duration::from_secs(10)).await;
+    let mut backend = exporting_backend(&db, "stdout", 300).await;
     let trace_id = healthz_access_line(&backend, "tel-stdout-1").await["otel_trace_id"].clone();
     assert!(is_hex(&trace_id, 32));
     let span_line = |b: &Backend| {
@@ -465,15 +471,13 @@ async fn stdout_exporters_write_spans_and_metrics_as_json_lines() {
     assert_eq!(span["attributes"]["request_id"], "tel-stdout-1");
     assert_eq!(span["attributes"]["http.route"], "/healthz");
     backend
-        .eventually(Duration::from_secs(10), "metric line on stdout", || async {
-            backend.logs().iter().any(|l| {
-                l["target"] == "otel.metric"
-                    && l["message"] == "http.server.requests"
-                    && l["points"].as_array().is_some_and(|p| {
-                        p.iter()
-                            .any(|p| p["attributes"]["http.route"] == "/healthz")
-                    })
-            })
+        .wait_for_log(Duration::from_secs(10), "metric line on stdout", |l| {
+            l["target"] == "otel.metric"
+                && l["message"] == "http.server.requests"
+                && l["points"].as_array().is_some_and(|p| {
+                    p.iter()
+                        .any(|p| p["attributes"]["http.route"] == "/healthz")
+                })
         })
         .await;
     // Every stdout line stays one JSON object (logs, spans and metrics).
@@ -490,10 +494,7 @@ async fn stdout_exporters_write_spans_and_metrics_as_json_lines() {
 async fn none_exports_nothing_but_log_lines_keep_trace_ids() {
     let db = TestDb::new();
     // The harness default is `none` for both; say it explicitly anyway.
-    let mut backend = BackendBuilder::new(&db.dsn())
-        .exporting("none", 100)
-        .spawn();
-    backend.wait_ready(Duration::from_secs(10)).await;
+    let mut backend = exporting_backend(&db, "none", 100).await;
     for i in 0..5 {
         let id = format!("tel-none-{i}");
         assert_eq!(
