@@ -2,12 +2,8 @@
 //! bare `GeoIp::country` lookup, single-threaded and from several threads.
 //! `cargo bench -p galaxy-geo --bench record`
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(clippy::cast_precision_loss, reason = "approximate rates")]
 #![allow(clippy::print_stdout)]
 
 use std::hint::black_box;

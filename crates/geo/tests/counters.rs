@@ -1,18 +1,13 @@
 //! `CountryCounters` against a real PostgreSQL and the project's fixture.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod common;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use common::fixture_geo;
+use common::{TempDir, fixture_geo};
 use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use galaxy_db::{DatabaseUrl, Pool, PoolSettings, build_pool};
@@ -52,6 +47,23 @@ async fn counts(pool: &Pool, account: Uuid) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// A migrated database with one account, and counters over the fixture
+/// (the database and the fixture's directory live as long as the guards).
+async fn one_account() -> (TestDb, Pool, Uuid, TempDir, CountryCounters) {
+    let db = TestDb::new();
+    let pool = db.pool();
+    let account = insert_account(&mut pool.get().await.unwrap()).await;
+    let (dir, geo) = fixture_geo();
+    (db, pool, account, dir, CountryCounters::new(geo))
+}
+
+/// `n` requests of the account from `addr`.
+fn record_n(counters: &CountryCounters, account: Uuid, addr: &str, n: usize) {
+    for _ in 0..n {
+        counters.record(account, ip(addr));
+    }
+}
+
 fn pairs(v: &[(&str, i64)]) -> Vec<(String, i64)> {
     v.iter().map(|(c, n)| ((*c).to_owned(), *n)).collect()
 }
@@ -79,15 +91,9 @@ fn dead_pool() -> Pool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn n_requests_from_gb_count_n_after_flush() {
-    let db = TestDb::new();
-    let pool = db.pool();
-    let account = insert_account(&mut pool.get().await.unwrap()).await;
-    let (_dir, geo) = fixture_geo();
-    let counters = CountryCounters::new(geo);
+    let (_db, pool, account, _dir, counters) = one_account().await;
 
-    for _ in 0..25 {
-        counters.record(account, ip(GB));
-    }
+    record_n(&counters, account, GB, 25);
     assert_eq!(counters.pending(), 1);
     assert_eq!(counters.flush(&pool).await.unwrap(), 1);
     assert_eq!(counters.pending(), 0);
@@ -95,12 +101,8 @@ async fn n_requests_from_gb_count_n_after_flush() {
 
     // Later flushes add to the row; other countries get rows of their own,
     // listed most requests first.
-    for _ in 0..30 {
-        counters.record(account, ip(SE));
-    }
-    for _ in 0..5 {
-        counters.record(account, ip(GB));
-    }
+    record_n(&counters, account, SE, 30);
+    record_n(&counters, account, GB, 5);
     counters.record(account, ip(DE_V6));
     assert_eq!(counters.flush(&pool).await.unwrap(), 3);
     assert_eq!(
@@ -119,11 +121,7 @@ async fn n_requests_from_gb_count_n_after_flush() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn private_unknown_and_missing_addresses_count_nothing() {
-    let db = TestDb::new();
-    let pool = db.pool();
-    let account = insert_account(&mut pool.get().await.unwrap()).await;
-    let (_dir, geo) = fixture_geo();
-    let counters = CountryCounters::new(geo);
+    let (_db, pool, account, _dir, counters) = one_account().await;
 
     for addr in galaxy_geo::fixture::NO_COUNTRY {
         counters.record(account, ip(addr));
@@ -195,22 +193,14 @@ async fn concurrent_records_sum_exactly_while_flushing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_flush_keeps_the_counts_for_the_next_one() {
-    let db = TestDb::new();
-    let pool = db.pool();
-    let account = insert_account(&mut pool.get().await.unwrap()).await;
-    let (_dir, geo) = fixture_geo();
-    let counters = CountryCounters::new(geo);
+    let (_db, pool, account, _dir, counters) = one_account().await;
 
-    for _ in 0..7 {
-        counters.record(account, ip(GB));
-    }
+    record_n(&counters, account, GB, 7);
     let dead = dead_pool();
     assert!(counters.flush(&dead).await.is_err());
     assert_eq!(counters.pending(), 1);
     // Counted while the database was away: added to what was kept.
-    for _ in 0..3 {
-        counters.record(account, ip(GB));
-    }
+    record_n(&counters, account, GB, 3);
     assert!(counters.flush(&dead).await.is_err());
     assert_eq!(counters.flush(&pool).await.unwrap(), 1);
     assert_eq!(counts(&pool, account).await, pairs(&[("GB", 10)]));
@@ -238,15 +228,11 @@ async fn counts_survive_a_postgres_outage() {
     let (_dir, geo) = fixture_geo();
     let counters = CountryCounters::new(geo);
 
-    for _ in 0..4 {
-        counters.record(account, ip(GB));
-    }
+    record_n(&counters, account, GB, 4);
     assert_eq!(counters.flush(&pool).await.unwrap(), 1);
 
     server.stop();
-    for _ in 0..6 {
-        counters.record(account, ip(GB));
-    }
+    record_n(&counters, account, GB, 6);
     counters.record(account, ip(SE));
     assert!(counters.flush(&pool).await.is_err());
     assert_eq!(counters.pending(), 2);
@@ -331,11 +317,7 @@ async fn statements(conn: &mut AsyncPgConnection) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_account_does_not_block_the_batch() {
-    let db = TestDb::new();
-    let pool = db.pool();
-    let account = insert_account(&mut pool.get().await.unwrap()).await;
-    let (_dir, geo) = fixture_geo();
-    let counters = CountryCounters::new(geo);
+    let (_db, pool, account, _dir, counters) = one_account().await;
     let stray = Uuid::now_v7();
     counters.record(stray, ip(GB));
     counters.record(account, ip(GB));
@@ -347,17 +329,11 @@ async fn an_unknown_account_does_not_block_the_batch() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_flusher_writes_periodically_and_at_shutdown() {
-    let db = TestDb::new();
-    let pool = db.pool();
-    let account = insert_account(&mut pool.get().await.unwrap()).await;
-    let (_dir, geo) = fixture_geo();
-    let counters = CountryCounters::new(geo);
+    let (_db, pool, account, _dir, counters) = one_account().await;
     let shutdown = CancellationToken::new();
     let flusher = counters.spawn_flusher(pool.clone(), Duration::from_millis(50), shutdown.clone());
 
-    for _ in 0..3 {
-        counters.record(account, ip(GB));
-    }
+    record_n(&counters, account, GB, 3);
     let mut seen = Vec::new();
     for _ in 0..100 {
         seen = counts(&pool, account).await;

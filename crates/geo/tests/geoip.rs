@@ -1,12 +1,7 @@
 //! `GeoIp` against real `.mmdb` files: the project's fixture always, and
 //! MaxMind's official test databases when `../shared/fixtures/geoip` exists.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod common;
 

@@ -101,36 +101,22 @@ pub(crate) fn sort_members(members: &mut [Member]) {
     });
 }
 
-/// Every game and every current membership (cache warm-up).
-pub(crate) async fn load_all(
+/// Games and their current memberships: every one (`None`, cache warm-up)
+/// or just these (a peer changed them).
+pub(crate) async fn load(
     conn: &mut AsyncPgConnection,
+    ids: Option<&[Uuid]>,
 ) -> QueryResult<(Vec<GameRow>, Vec<MemberRow>)> {
-    let games = games::table.select(GameRow::as_select()).load(conn).await?;
-    let members = game_members::table
+    let mut games = games::table.select(GameRow::as_select()).into_boxed();
+    let mut members = game_members::table
         .filter(game_members::left_at.is_null())
         .select(MemberRow::as_select())
-        .load(conn)
-        .await?;
-    Ok((games, members))
-}
-
-/// These games and their current memberships (a peer changed them).
-pub(crate) async fn load_some(
-    conn: &mut AsyncPgConnection,
-    ids: &[Uuid],
-) -> QueryResult<(Vec<GameRow>, Vec<MemberRow>)> {
-    let games = games::table
-        .filter(games::id.eq_any(ids))
-        .select(GameRow::as_select())
-        .load(conn)
-        .await?;
-    let members = game_members::table
-        .filter(game_members::game_id.eq_any(ids))
-        .filter(game_members::left_at.is_null())
-        .select(MemberRow::as_select())
-        .load(conn)
-        .await?;
-    Ok((games, members))
+        .into_boxed();
+    if let Some(ids) = ids {
+        games = games.filter(games::id.eq_any(ids));
+        members = members.filter(game_members::game_id.eq_any(ids));
+    }
+    Ok((games.load(conn).await?, members.load(conn).await?))
 }
 
 /// Reads and row-locks a game until the transaction ends, so membership

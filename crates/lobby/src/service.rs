@@ -9,7 +9,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use galaxy_core::{Page, Paged};
 use uuid::Uuid;
 
-use crate::db::{self, NewGameRow, Stamp};
+use crate::db::{self, GameRow, NewGameRow, Stamp};
 use crate::error::LobbyError;
 use crate::model::{CreateGame, Game, GameStatus, GameView, JoinGame, MemberRole, TurnInfo};
 use crate::ports::{AfterCommit, GameStartSpec, StartPlayer};
@@ -223,18 +223,7 @@ impl LobbyService for PgLobby {
     async fn start_game(&self, game_id: Uuid, account_id: Uuid) -> Result<GameView, LobbyError> {
         self.cached(game_id)?;
         let game = mutate!(self, game_id, async |c| {
-            let row = db::lock_game(c, game_id)
-                .await?
-                .ok_or(LobbyError::NotFound)?;
-            if row.owner_id != account_id {
-                return Err(LobbyError::forbidden(
-                    "not_owner",
-                    "only the game's owner can start it",
-                ));
-            }
-            if row.status != GameStatus::Open.as_str() {
-                return Err(conflict_game_not_open(&row.status));
-            }
+            let row = lock_open_for_owner(c, game_id, account_id, "start").await?;
             let members = db::current_members(c, game_id).await?;
             if members.len() < usize::try_from(row.min_players).unwrap_or(usize::MAX) {
                 return Err(LobbyError::conflict(
@@ -282,18 +271,7 @@ impl LobbyService for PgLobby {
     async fn cancel_game(&self, game_id: Uuid, account_id: Uuid) -> Result<GameView, LobbyError> {
         self.cached(game_id)?;
         let game = mutate!(self, game_id, async |c| {
-            let row = db::lock_game(c, game_id)
-                .await?
-                .ok_or(LobbyError::NotFound)?;
-            if row.owner_id != account_id {
-                return Err(LobbyError::forbidden(
-                    "not_owner",
-                    "only the game's owner can cancel it",
-                ));
-            }
-            if row.status != GameStatus::Open.as_str() {
-                return Err(conflict_game_not_open(&row.status));
-            }
+            lock_open_for_owner(c, game_id, account_id, "cancel").await?;
             let row = db::transition(c, game_id, "open", "cancelled", Stamp::FinishedAt)
                 .await?
                 .ok_or_else(|| conflict_game_not_open("changing"))?;
@@ -353,4 +331,27 @@ impl LobbyService for PgLobby {
         }
         Ok(self.runtime.turns(game_id).await?)
     }
+}
+
+/// Locks the game for an owner's command (`action`: start, cancel): only the
+/// owner may give it, and only while the game is open.
+async fn lock_open_for_owner(
+    c: &mut AsyncPgConnection,
+    game_id: Uuid,
+    account_id: Uuid,
+    action: &str,
+) -> Result<GameRow, LobbyError> {
+    let row = db::lock_game(c, game_id)
+        .await?
+        .ok_or(LobbyError::NotFound)?;
+    if row.owner_id != account_id {
+        return Err(LobbyError::forbidden(
+            "not_owner",
+            format!("only the game's owner can {action} it"),
+        ));
+    }
+    if row.status != GameStatus::Open.as_str() {
+        return Err(conflict_game_not_open(&row.status));
+    }
+    Ok(row)
 }

@@ -126,7 +126,7 @@ impl PgLobby {
     #[tracing::instrument(skip(self))]
     pub async fn warm(&self) -> Result<usize, LobbyError> {
         let mut conn = self.conn().await?;
-        let (games, members) = db::load_all(&mut conn).await?;
+        let (games, members) = db::load(&mut conn, None).await?;
         let games = with_members(games, members)?;
         let n = games.len();
         self.cache.replace_all(games);
@@ -146,7 +146,7 @@ impl PgLobby {
             held.push(self.lock(*id).await);
         }
         let mut conn = self.conn().await?;
-        let (games, members) = db::load_some(&mut conn, ids).await?;
+        let (games, members) = db::load(&mut conn, Some(ids)).await?;
         for game in with_members(games, members)? {
             self.cache.put(game);
         }

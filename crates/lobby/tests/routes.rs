@@ -1,20 +1,20 @@
 //! The lobby and game routes end to end over HTTP, against real PostgreSQL.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod common;
 
 use std::sync::atomic::Ordering;
 
-use common::{Env, app, call, new_game, token};
+use common::{Env, app, call, create, get, new_game, post, token};
 use galaxy_lobby::LobbyEvents;
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+/// The lobby path of a game as the API returned it.
+fn game_path(game: &Value) -> String {
+    format!("/api/v1/lobby/games/{}", game["id"].as_str().unwrap())
+}
 
 fn members(game: &Value) -> Vec<(String, String)> {
     game["members"]
@@ -39,14 +39,7 @@ async fn create_join_leave_start_run_and_cancel() {
     // create: 201, exact shape, creator is the owner member, newest active version
     let mut body = new_game("Zorgons", 2, 3);
     body["settings"] = json!({"galaxy_size": "small"});
-    let (status, game) = call(
-        &app,
-        "POST",
-        "/api/v1/lobby/games",
-        Some(&token(owner)),
-        Some(body),
-    )
-    .await;
+    let (status, game) = create(&app, owner, body).await;
     assert_eq!(status, 201, "{game}");
     let mut keys: Vec<&str> = game
         .as_object()
@@ -94,28 +87,14 @@ async fn create_join_leave_start_run_and_cancel() {
     // an explicit active version is kept
     let mut explicit = new_game("Others", 1, 2);
     explicit["engine_version"] = json!("1.0.0");
-    let (status, other) = call(
-        &app,
-        "POST",
-        "/api/v1/lobby/games",
-        Some(&token(bob)),
-        Some(explicit),
-    )
-    .await;
+    let (status, other) = create(&app, bob, explicit).await;
     assert_eq!(status, 201);
     assert_eq!(other["engine_version"], "1.0.0");
 
     // read back, list, filter
-    let (status, got) = call(&app, "GET", &base, Some(&token(carol)), None).await;
+    let (status, got) = get(&app, &base, carol).await;
     assert_eq!((status, &got), (200, &game));
-    let (status, list) = call(
-        &app,
-        "GET",
-        "/api/v1/lobby/games?status=open",
-        Some(&token(carol)),
-        None,
-    )
-    .await;
+    let (status, list) = get(&app, "/api/v1/lobby/games?status=open", carol).await;
     assert_eq!(status, 200);
     assert_eq!(
         (
@@ -126,14 +105,7 @@ async fn create_join_leave_start_run_and_cancel() {
         (Some(2), Some(1), Some(50))
     );
     assert_eq!(list["items"][0]["id"], other["id"], "newest first");
-    let (_, paged) = call(
-        &app,
-        "GET",
-        "/api/v1/lobby/games?page=2&page_size=1",
-        Some(&token(carol)),
-        None,
-    )
-    .await;
+    let (_, paged) = get(&app, "/api/v1/lobby/games?page=2&page_size=1", carol).await;
     assert_eq!(
         (
             paged["items"].as_array().unwrap().len(),
@@ -142,44 +114,28 @@ async fn create_join_leave_start_run_and_cancel() {
         (1, Some(2))
     );
     assert_eq!(paged["items"][0]["id"], game["id"]);
-    let (_, running) = call(
-        &app,
-        "GET",
-        "/api/v1/lobby/games?status=running",
-        Some(&token(carol)),
-        None,
-    )
-    .await;
+    let (_, running) = get(&app, "/api/v1/lobby/games?status=running", carol).await;
     assert_eq!(running["total"], 0);
 
     // join (bob), join+leave+rejoin (carol)
-    let (status, g) = call(
+    let (status, g) = post(
         &app,
-        "POST",
         &format!("{base}/join"),
-        Some(&token(bob)),
+        bob,
         Some(json!({"race_name": "Bobbits"})),
     )
     .await;
     assert_eq!(status, 200, "{g}");
     assert_eq!(members(&g).len(), 2);
-    let (status, _) = call(
+    let (status, _) = post(
         &app,
-        "POST",
         &format!("{base}/join"),
-        Some(&token(carol)),
+        carol,
         Some(json!({"race_name": "Carolites"})),
     )
     .await;
     assert_eq!(status, 200);
-    let (status, body) = call(
-        &app,
-        "POST",
-        &format!("{base}/leave"),
-        Some(&token(carol)),
-        None,
-    )
-    .await;
+    let (status, body) = post(&app, &format!("{base}/leave"), carol, None).await;
     assert_eq!((status, body), (204, Value::Null));
     assert_eq!(
         env.count(&format!(
@@ -189,11 +145,10 @@ async fn create_join_leave_start_run_and_cancel() {
         1
     );
     // her old race name is free again, and she may come back under another
-    let (status, g) = call(
+    let (status, g) = post(
         &app,
-        "POST",
         &format!("{base}/join"),
-        Some(&token(carol)),
+        carol,
         Some(json!({"race_name": "Carolingians"})),
     )
     .await;
@@ -216,14 +171,7 @@ async fn create_join_leave_start_run_and_cancel() {
     );
 
     // start: 202, starting, runtime got every player and the settings
-    let (status, g) = call(
-        &app,
-        "POST",
-        &format!("{base}/start"),
-        Some(&token(owner)),
-        None,
-    )
-    .await;
+    let (status, g) = post(&app, &format!("{base}/start"), owner, None).await;
     assert_eq!(status, 202, "{g}");
     assert_eq!(g["status"], "starting");
     {
@@ -249,7 +197,7 @@ async fn create_join_leave_start_run_and_cancel() {
     let game_id: Uuid = id.parse().unwrap();
     env.runtime.set_turn(game_id, 0);
     assert!(env.lobby.engine_running(game_id).await.unwrap());
-    let (_, g) = call(&app, "GET", &base, Some(&token(bob)), None).await;
+    let (_, g) = get(&app, &base, bob).await;
     assert_eq!(g["status"], "running");
     assert!(g["started_at"].is_string());
     assert_eq!(g["current_turn"], 0);
@@ -262,15 +210,8 @@ async fn create_join_leave_start_run_and_cancel() {
     assert_eq!(env.count(&format!("SELECT count(*) AS n FROM games WHERE id = '{id}' AND status = 'running' AND started_at IS NOT NULL")).await, 1);
 
     // cancel the other (open) game: 200, cancelled
-    let other_base = format!("/api/v1/lobby/games/{}", other["id"].as_str().unwrap());
-    let (status, g) = call(
-        &app,
-        "POST",
-        &format!("{other_base}/cancel"),
-        Some(&token(bob)),
-        None,
-    )
-    .await;
+    let other_base = game_path(&other);
+    let (status, g) = post(&app, &format!("{other_base}/cancel"), bob, None).await;
     assert_eq!(status, 200, "{g}");
     assert_eq!(g["status"], "cancelled");
     assert_eq!(
@@ -282,41 +223,14 @@ async fn create_join_leave_start_run_and_cancel() {
     );
 
     // the admin list shows every game; a user token is not an admin token
-    let (status, all) = call(
-        &app,
-        "GET",
-        "/api/v1/admin/games",
-        Some("admin-token"),
-        None,
-    )
-    .await;
+    let admin = |path| call(&app, "GET", path, Some("admin-token"), None);
+    let (status, all) = admin("/api/v1/admin/games").await;
     assert_eq!((status, all["total"].as_i64()), (200, Some(2)));
-    let (_, cancelled) = call(
-        &app,
-        "GET",
-        "/api/v1/admin/games?status=cancelled",
-        Some("admin-token"),
-        None,
-    )
-    .await;
+    let (_, cancelled) = admin("/api/v1/admin/games?status=cancelled").await;
     assert_eq!(cancelled["items"][0]["id"], other["id"]);
-    let (status, p) = call(
-        &app,
-        "GET",
-        "/api/v1/admin/games",
-        Some(&token(owner)),
-        None,
-    )
-    .await;
+    let (status, p) = get(&app, "/api/v1/admin/games", owner).await;
     assert_eq!((status, p["code"].as_str()), (401, Some("unauthorized")));
-    let (status, _) = call(
-        &app,
-        "GET",
-        "/api/v1/admin/games?status=bogus",
-        Some("admin-token"),
-        None,
-    )
-    .await;
+    let (status, _) = admin("/api/v1/admin/games?status=bogus").await;
     assert_eq!(status, 400);
 
     // a restarted process sees exactly what this one served
@@ -333,27 +247,11 @@ async fn every_conflict_has_its_code() {
     let env = Env::new().await;
     let app = app(&env).await;
     let [owner, bob, carol, dave] = env.accounts(4).await.try_into().unwrap();
-    let (_, game) = call(
-        &app,
-        "POST",
-        "/api/v1/lobby/games",
-        Some(&token(owner)),
-        Some(new_game("Zorg", 3, 3)),
-    )
-    .await;
-    let base = format!("/api/v1/lobby/games/{}", game["id"].as_str().unwrap());
+    let (_, game) = create(&app, owner, new_game("Zorg", 3, 3)).await;
+    let base = game_path(&game);
     let join = |who: Uuid, race: &str| {
         let (app, path, race) = (&app, format!("{base}/join"), race.to_owned());
-        async move {
-            call(
-                app,
-                "POST",
-                &path,
-                Some(&token(who)),
-                Some(json!({ "race_name": race })),
-            )
-            .await
-        }
+        async move { post(app, &path, who, Some(json!({ "race_name": race }))).await }
     };
     let expect = |(status, body): (u16, Value), want_status: u16, code: &str| {
         assert_eq!(
@@ -362,173 +260,50 @@ async fn every_conflict_has_its_code() {
             "{body}"
         );
     };
+    let act = |who: Uuid, action: &str| {
+        let (app, path) = (&app, format!("{base}/{action}"));
+        async move { post(app, &path, who, None).await }
+    };
 
     expect(join(owner, "Again").await, 409, "already_member");
     expect(join(bob, "zORG").await, 409, "race_name_taken");
     assert_eq!(join(bob, "Bob").await.0, 200);
     expect(join(bob, "Bob2").await, 409, "already_member");
     // not enough players to start (2 of 3)
-    expect(
-        call(
-            &app,
-            "POST",
-            &format!("{base}/start"),
-            Some(&token(owner)),
-            None,
-        )
-        .await,
-        409,
-        "not_enough_players",
-    );
+    expect(act(owner, "start").await, 409, "not_enough_players");
     assert_eq!(join(carol, "Carol").await.0, 200);
     expect(join(dave, "Dave").await, 409, "game_full");
-    // leave: owner cannot, a non-member is not a member
-    expect(
-        call(
-            &app,
-            "POST",
-            &format!("{base}/leave"),
-            Some(&token(owner)),
-            None,
-        )
-        .await,
-        409,
-        "owner_cannot_leave",
-    );
-    expect(
-        call(
-            &app,
-            "POST",
-            &format!("{base}/leave"),
-            Some(&token(dave)),
-            None,
-        )
-        .await,
-        409,
-        "not_member",
-    );
-    // only the owner starts or cancels
-    expect(
-        call(
-            &app,
-            "POST",
-            &format!("{base}/start"),
-            Some(&token(bob)),
-            None,
-        )
-        .await,
-        403,
-        "not_owner",
-    );
-    expect(
-        call(
-            &app,
-            "POST",
-            &format!("{base}/start"),
-            Some(&token(dave)),
-            None,
-        )
-        .await,
-        403,
-        "not_owner",
-    );
-    expect(
-        call(
-            &app,
-            "POST",
-            &format!("{base}/cancel"),
-            Some(&token(carol)),
-            None,
-        )
-        .await,
-        403,
-        "not_owner",
-    );
-    assert_eq!(
-        call(
-            &app,
-            "POST",
-            &format!("{base}/start"),
-            Some(&token(owner)),
-            None
-        )
-        .await
-        .0,
-        202
-    );
+    for (who, action, want_status, code) in [
+        // leave: owner cannot, a non-member is not a member
+        (owner, "leave", 409, "owner_cannot_leave"),
+        (dave, "leave", 409, "not_member"),
+        // only the owner starts or cancels
+        (bob, "start", 403, "not_owner"),
+        (dave, "start", 403, "not_owner"),
+        (carol, "cancel", 403, "not_owner"),
+    ] {
+        expect(act(who, action).await, want_status, code);
+    }
+    assert_eq!(act(owner, "start").await.0, 202);
     // once starting, the lobby is closed
-    expect(
-        call(
-            &app,
-            "POST",
-            &format!("{base}/start"),
-            Some(&token(owner)),
-            None,
-        )
-        .await,
-        409,
-        "game_not_open",
-    );
-    expect(
-        call(
-            &app,
-            "POST",
-            &format!("{base}/cancel"),
-            Some(&token(owner)),
-            None,
-        )
-        .await,
-        409,
-        "game_not_open",
-    );
-    expect(
-        call(
-            &app,
-            "POST",
-            &format!("{base}/leave"),
-            Some(&token(bob)),
-            None,
-        )
-        .await,
-        409,
-        "game_not_open",
-    );
-    let (_, d) = call(
-        &app,
-        "POST",
-        &format!("{base}/leave"),
-        Some(&token(bob)),
-        None,
-    )
-    .await;
+    for (who, action) in [(owner, "start"), (owner, "cancel"), (bob, "leave")] {
+        expect(act(who, action).await, 409, "game_not_open");
+    }
+    let (_, d) = act(bob, "leave").await;
     assert!(d["detail"].as_str().unwrap().contains("starting"), "{d}");
-    let (_, small) = call(
-        &app,
-        "POST",
-        "/api/v1/lobby/games",
-        Some(&token(dave)),
-        Some(new_game("Dave", 1, 2)),
-    )
-    .await;
-    let small_base = format!("/api/v1/lobby/games/{}", small["id"].as_str().unwrap());
+    let (_, small) = create(&app, dave, new_game("Dave", 1, 2)).await;
+    let small_base = game_path(&small);
     assert_eq!(
-        call(
-            &app,
-            "POST",
-            &format!("{small_base}/cancel"),
-            Some(&token(dave)),
-            None
-        )
-        .await
-        .0,
+        post(&app, &format!("{small_base}/cancel"), dave, None)
+            .await
+            .0,
         200
     );
     expect(
-        call(
+        post(
             &app,
-            "POST",
             &format!("{small_base}/join"),
-            Some(&token(bob)),
+            bob,
             Some(json!({"race_name": "B"})),
         )
         .await,
@@ -536,36 +311,18 @@ async fn every_conflict_has_its_code() {
         "game_not_open",
     );
     expect(
-        call(
-            &app,
-            "POST",
-            &format!("{small_base}/cancel"),
-            Some(&token(dave)),
-            None,
-        )
-        .await,
+        post(&app, &format!("{small_base}/cancel"), dave, None).await,
         409,
         "game_not_open",
     );
 
     // unknown game: 404 everywhere
     let ghost = format!("/api/v1/lobby/games/{}", Uuid::now_v7());
-    expect(
-        call(&app, "GET", &ghost, Some(&token(bob)), None).await,
-        404,
-        "not_found",
-    );
+    expect(get(&app, &ghost, bob).await, 404, "not_found");
     for action in ["join", "leave", "start", "cancel"] {
         let body = (action == "join").then(|| json!({"race_name": "X"}));
         expect(
-            call(
-                &app,
-                "POST",
-                &format!("{ghost}/{action}"),
-                Some(&token(bob)),
-                body,
-            )
-            .await,
+            post(&app, &format!("{ghost}/{action}"), bob, body).await,
             404,
             "not_found",
         );
@@ -576,14 +333,7 @@ async fn every_conflict_has_its_code() {
         let mut body = new_game("V", 1, 2);
         body["engine_version"] = json!(v);
         expect(
-            call(
-                &app,
-                "POST",
-                "/api/v1/lobby/games",
-                Some(&token(bob)),
-                Some(body),
-            )
-            .await,
+            create(&app, bob, body).await,
             409,
             "engine_version_unavailable",
         );
@@ -595,14 +345,7 @@ async fn every_conflict_has_its_code() {
         .iter_mut()
         .for_each(|v| v.1 = false);
     expect(
-        call(
-            &app,
-            "POST",
-            "/api/v1/lobby/games",
-            Some(&token(bob)),
-            Some(new_game("V", 1, 2)),
-        )
-        .await,
+        create(&app, bob, new_game("V", 1, 2)).await,
         409,
         "no_active_engine_version",
     );
@@ -611,35 +354,14 @@ async fn every_conflict_has_its_code() {
     // a blocked account cannot create or join
     env.accounts.inactive.lock().unwrap().insert(dave);
     expect(
-        call(
-            &app,
-            "POST",
-            "/api/v1/lobby/games",
-            Some(&token(dave)),
-            Some(new_game("D", 1, 2)),
-        )
-        .await,
+        create(&app, dave, new_game("D", 1, 2)).await,
         403,
         "account_inactive",
     );
-    let (_, open) = call(
-        &app,
-        "POST",
-        "/api/v1/lobby/games",
-        Some(&token(bob)),
-        Some(new_game("Open", 1, 4)),
-    )
-    .await;
-    let open_join = format!("/api/v1/lobby/games/{}/join", open["id"].as_str().unwrap());
+    let (_, open) = create(&app, bob, new_game("Open", 1, 4)).await;
+    let open_join = format!("{}/join", game_path(&open));
     expect(
-        call(
-            &app,
-            "POST",
-            &open_join,
-            Some(&token(dave)),
-            Some(json!({"race_name": "D"})),
-        )
-        .await,
+        post(&app, &open_join, dave, Some(json!({"race_name": "D"}))).await,
         403,
         "account_inactive",
     );
@@ -656,10 +378,6 @@ async fn bad_input_is_400_and_writes_nothing() {
     let app = app(&env).await;
     let owner = env.account().await;
     let t = token(owner);
-    let post = |body: Value| {
-        let (app, t) = (&app, t.clone());
-        async move { call(app, "POST", "/api/v1/lobby/games", Some(&t), Some(body)).await }
-    };
     let fields = |body: &Value| -> Vec<String> {
         body["errors"]
             .as_array()
@@ -677,7 +395,7 @@ async fn bad_input_is_400_and_writes_nothing() {
         json!({"name": "A", "race_name": "R", "min_players": 1.5, "max_players": 2, "turn_interval_seconds": 60}),
         json!([1, 2]),
     ] {
-        let (status, body) = post(bad.clone()).await;
+        let (status, body) = create(&app, owner, bad.clone()).await;
         assert_eq!(
             (status, body["code"].as_str()),
             (400, Some("validation_failed")),
@@ -697,7 +415,7 @@ async fn bad_input_is_400_and_writes_nothing() {
     body["name"] = json!("");
     body["turn_interval_seconds"] = json!(5);
     body["settings"] = json!([1]);
-    let (status, p) = post(body).await;
+    let (status, p) = create(&app, owner, body).await;
     assert_eq!(status, 400);
     assert_eq!(
         fields(&p),
@@ -728,7 +446,7 @@ async fn bad_input_is_400_and_writes_nothing() {
     ] {
         let mut body = new_game("Zorg", 1, 2);
         body[field] = value.clone();
-        let (status, p) = post(body).await;
+        let (status, p) = create(&app, owner, body).await;
         if ok {
             assert_eq!(status, 201, "{field}={value}: {p}");
         } else {
@@ -740,8 +458,8 @@ async fn bad_input_is_400_and_writes_nothing() {
     assert_eq!(ok_games, 3);
 
     // join validation, path and query errors
-    let (_, game) = post(new_game("Zorg", 1, 3)).await;
-    let base = format!("/api/v1/lobby/games/{}", game["id"].as_str().unwrap());
+    let (_, game) = create(&app, owner, new_game("Zorg", 1, 3)).await;
+    let base = game_path(&game);
     let bob = env.account().await;
     for bad in [
         json!({"race_name": ""}),
@@ -749,14 +467,7 @@ async fn bad_input_is_400_and_writes_nothing() {
         json!({"race_name": 7}),
         json!({}),
     ] {
-        let (status, p) = call(
-            &app,
-            "POST",
-            &format!("{base}/join"),
-            Some(&token(bob)),
-            Some(bad.clone()),
-        )
-        .await;
+        let (status, p) = post(&app, &format!("{base}/join"), bob, Some(bad.clone())).await;
         assert_eq!(
             (status, p["code"].as_str()),
             (400, Some("validation_failed")),
@@ -798,16 +509,9 @@ async fn bad_input_is_400_and_writes_nothing() {
     // no token → 401; wrong method → 405
     let (status, p) = call(&app, "GET", "/api/v1/lobby/games", None, None).await;
     assert_eq!((status, p["code"].as_str()), (401, Some("unauthorized")));
-    let (status, _) = call(&app, "POST", &base, Some(&token(bob)), None).await;
+    let (status, _) = post(&app, &base, bob, None).await;
     assert_eq!(status, 405);
-    let (status, _) = call(
-        &app,
-        "GET",
-        &format!("{base}/join"),
-        Some(&token(bob)),
-        None,
-    )
-    .await;
+    let (status, _) = get(&app, &format!("{base}/join"), bob).await;
     assert_eq!(status, 405);
 }
 
@@ -816,70 +520,34 @@ async fn game_routes_are_for_members_and_forward_the_engine() {
     let env = Env::new().await;
     let app = app(&env).await;
     let [owner, bob, eve] = env.accounts(3).await.try_into().unwrap();
-    let (_, game) = call(
-        &app,
-        "POST",
-        "/api/v1/lobby/games",
-        Some(&token(owner)),
-        Some(new_game("Zorg", 2, 2)),
-    )
-    .await;
+    let (_, game) = create(&app, owner, new_game("Zorg", 2, 2)).await;
     let id: Uuid = game["id"].as_str().unwrap().parse().unwrap();
     let lobby_base = format!("/api/v1/lobby/games/{id}");
     let base = format!("/api/v1/games/{id}");
-    call(
+    post(
         &app,
-        "POST",
         &format!("{lobby_base}/join"),
-        Some(&token(bob)),
+        bob,
         Some(json!({"race_name": "Bob"})),
     )
     .await;
     let orders = json!({"orders": [{"type": "build_ships", "count": 3}]});
 
     // before the engine runs
-    let (status, p) = call(
-        &app,
-        "GET",
-        &format!("{base}/report"),
-        Some(&token(bob)),
-        None,
-    )
-    .await;
+    let (status, p) = get(&app, &format!("{base}/report"), bob).await;
     assert_eq!(
         (status, p["code"].as_str()),
         (409, Some("game_not_started"))
     );
-    let (status, p) = call(
-        &app,
-        "POST",
-        &format!("{base}/orders"),
-        Some(&token(bob)),
-        Some(orders.clone()),
-    )
-    .await;
+    let (status, p) = post(&app, &format!("{base}/orders"), bob, Some(orders.clone())).await;
     assert_eq!(
         (status, p["code"].as_str()),
         (409, Some("game_not_running"))
     );
-    let (status, t) = call(
-        &app,
-        "GET",
-        &format!("{base}/turns"),
-        Some(&token(bob)),
-        None,
-    )
-    .await;
+    let (status, t) = get(&app, &format!("{base}/turns"), bob).await;
     assert_eq!((status, t), (200, json!([])));
 
-    call(
-        &app,
-        "POST",
-        &format!("{lobby_base}/start"),
-        Some(&token(owner)),
-        None,
-    )
-    .await;
+    post(&app, &format!("{lobby_base}/start"), owner, None).await;
     env.runtime.set_turn(id, 2);
     assert!(env.lobby.engine_running(id).await.unwrap());
 
@@ -903,14 +571,7 @@ async fn game_routes_are_for_members_and_forward_the_engine() {
     }
 
     // the report is the engine's, for the caller's race
-    let (status, r) = call(
-        &app,
-        "GET",
-        &format!("{base}/report"),
-        Some(&token(bob)),
-        None,
-    )
-    .await;
+    let (status, r) = get(&app, &format!("{base}/report"), bob).await;
     assert_eq!(
         (status, r),
         (
@@ -918,38 +579,17 @@ async fn game_routes_are_for_members_and_forward_the_engine() {
             json!({"turn": 2, "race": "Bob", "industry": 10, "ships": 0})
         )
     );
-    let (_, r) = call(
-        &app,
-        "GET",
-        &format!("{base}/report?turn=1"),
-        Some(&token(owner)),
-        None,
-    )
-    .await;
+    let (_, r) = get(&app, &format!("{base}/report?turn=1"), owner).await;
     assert_eq!(
         (r["turn"].as_u64(), r["race"].as_str()),
         (Some(1), Some("Zorg"))
     );
-    let (status, p) = call(
-        &app,
-        "GET",
-        &format!("{base}/report?turn=3"),
-        Some(&token(owner)),
-        None,
-    )
-    .await;
+    let (status, p) = get(&app, &format!("{base}/report?turn=3"), owner).await;
     assert_eq!((status, p["code"].as_str()), (404, Some("not_found")));
     assert!(p["detail"].as_str().unwrap().contains("turn 3"));
 
     // orders: accepted (202) and forwarded with the caller's race; bad → 400 with the engine's reason
-    let (status, body) = call(
-        &app,
-        "POST",
-        &format!("{base}/orders"),
-        Some(&token(bob)),
-        Some(orders.clone()),
-    )
-    .await;
+    let (status, body) = post(&app, &format!("{base}/orders"), bob, Some(orders.clone())).await;
     assert_eq!((status, body), (202, Value::Null));
     {
         let sent = env.runtime.orders.lock().unwrap();
@@ -958,11 +598,10 @@ async fn game_routes_are_for_members_and_forward_the_engine() {
             [(id, "Bob".to_owned(), orders["orders"].clone())]
         );
     }
-    let (status, p) = call(
+    let (status, p) = post(
         &app,
-        "POST",
         &format!("{base}/orders"),
-        Some(&token(bob)),
+        bob,
         Some(json!({"orders": [{"type": "teleport"}]})),
     )
     .await;
@@ -974,11 +613,10 @@ async fn game_routes_are_for_members_and_forward_the_engine() {
             Some("unknown order type teleport")
         )
     );
-    let (status, p) = call(
+    let (status, p) = post(
         &app,
-        "POST",
         &format!("{base}/orders"),
-        Some(&token(bob)),
+        bob,
         Some(json!({"orders": "nope"})),
     )
     .await;
@@ -989,14 +627,7 @@ async fn game_routes_are_for_members_and_forward_the_engine() {
     assert_eq!(env.runtime.orders.lock().unwrap().len(), 1);
 
     // turn history
-    let (status, t) = call(
-        &app,
-        "GET",
-        &format!("{base}/turns"),
-        Some(&token(owner)),
-        None,
-    )
-    .await;
+    let (status, t) = get(&app, &format!("{base}/turns"), owner).await;
     assert_eq!(status, 200);
     let turns: Vec<u64> = t
         .as_array()
@@ -1009,14 +640,7 @@ async fn game_routes_are_for_members_and_forward_the_engine() {
 
     // engine unreachable → 503
     env.runtime.engine_down.store(true, Ordering::SeqCst);
-    let (status, p) = call(
-        &app,
-        "GET",
-        &format!("{base}/report"),
-        Some(&token(bob)),
-        None,
-    )
-    .await;
+    let (status, p) = get(&app, &format!("{base}/report"), bob).await;
     assert_eq!((status, p["code"].as_str()), (503, Some("unavailable")));
     assert!(
         !p["detail"].as_str().unwrap().contains("refused"),
@@ -1029,26 +653,12 @@ async fn a_refused_start_leaves_the_game_open_and_retryable() {
     let env = Env::new().await;
     let app = app(&env).await;
     let owner = env.account().await;
-    let (_, game) = call(
-        &app,
-        "POST",
-        "/api/v1/lobby/games",
-        Some(&token(owner)),
-        Some(new_game("Solo", 1, 1)),
-    )
-    .await;
-    let base = format!("/api/v1/lobby/games/{}", game["id"].as_str().unwrap());
+    let (_, game) = create(&app, owner, new_game("Solo", 1, 1)).await;
+    let base = game_path(&game);
     env.runtime.refuse_start.store(true, Ordering::SeqCst);
-    let (status, p) = call(
-        &app,
-        "POST",
-        &format!("{base}/start"),
-        Some(&token(owner)),
-        None,
-    )
-    .await;
+    let (status, p) = post(&app, &format!("{base}/start"), owner, None).await;
     assert_eq!((status, p["code"].as_str()), (503, Some("unavailable")));
-    let (_, g) = call(&app, "GET", &base, Some(&token(owner)), None).await;
+    let (_, g) = get(&app, &base, owner).await;
     assert_eq!(g["status"], "open");
     assert_eq!(
         env.text("SELECT status AS t FROM games").await.as_deref(),
@@ -1056,30 +666,16 @@ async fn a_refused_start_leaves_the_game_open_and_retryable() {
     );
     env.runtime.refuse_start.store(false, Ordering::SeqCst);
     env.runtime.reject_start.store(true, Ordering::SeqCst);
-    let (status, p) = call(
-        &app,
-        "POST",
-        &format!("{base}/start"),
-        Some(&token(owner)),
-        None,
-    )
-    .await;
+    let (status, p) = post(&app, &format!("{base}/start"), owner, None).await;
     assert_eq!((status, p["code"].as_str()), (409, Some("start_refused")));
     assert!(
         p["detail"].as_str().unwrap().contains("2.0.0 is disabled"),
         "{p}"
     );
-    let (_, g) = call(&app, "GET", &base, Some(&token(owner)), None).await;
+    let (_, g) = get(&app, &base, owner).await;
     assert_eq!(g["status"], "open");
     env.runtime.reject_start.store(false, Ordering::SeqCst);
-    let (status, g) = call(
-        &app,
-        "POST",
-        &format!("{base}/start"),
-        Some(&token(owner)),
-        None,
-    )
-    .await;
+    let (status, g) = post(&app, &format!("{base}/start"), owner, None).await;
     assert_eq!((status, g["status"].as_str()), (202, Some("starting")));
     assert_eq!(env.runtime.starts.lock().unwrap().len(), 1);
 }

@@ -1,12 +1,7 @@
 //! The lobby service against real PostgreSQL: reactions to other modules,
 //! racing joins, and the cache staying in step with what committed.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod common;
 
@@ -14,8 +9,10 @@ use std::sync::Arc;
 
 use common::Env;
 use galaxy_lobby::{
-    CreateGame, GameStatus, JoinGame, LobbyEvents, LobbyService, MemberRole, PgLobby,
+    CreateGame, GameStatus, GameView, JoinGame, LobbyError, LobbyEvents, LobbyService, MemberRole,
+    PgLobby,
 };
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 fn create(race: &str, min: i64, max: i64) -> CreateGame {
@@ -36,15 +33,74 @@ fn join(race: &str) -> JoinGame {
     }
 }
 
+/// A new open game owned by `owner`, created through the service.
+async fn open_game(lobby: &PgLobby, owner: Uuid, race: &str, min: i64, max: i64) -> GameView {
+    lobby
+        .create_game(owner, create(race, min, max))
+        .await
+        .unwrap()
+}
+
+/// An open game of `max` seats (its owner holds one) and `players` other
+/// accounts to race for the rest.
+async fn race_setup(players: usize, max: i64) -> (Env, GameView, Vec<Uuid>) {
+    let env = Env::new().await;
+    let owner = env.account().await;
+    let players = env.accounts(players).await;
+    let game = open_game(&env.lobby, owner, "Owner", 1, max).await;
+    (env, game, players)
+}
+
+/// Every player joins the game at once through the one lobby, player `i`
+/// as `race(i)`.
+fn join_at_once(
+    env: &Env,
+    game_id: Uuid,
+    players: &[Uuid],
+    race: impl Fn(usize) -> String,
+) -> Vec<JoinHandle<Result<GameView, LobbyError>>> {
+    players
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            let (lobby, req) = (env.lobby.clone(), join(&race(i)));
+            tokio::spawn(async move { lobby.join_game(game_id, p, req).await })
+        })
+        .collect()
+}
+
+/// Waits for the racing joins: exactly one took a seat, every other was
+/// refused with `code`.
+async fn exactly_one_joined(tasks: Vec<JoinHandle<Result<GameView, LobbyError>>>, code: &str) {
+    let results: Vec<_> = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| e.code() == code),
+        "{results:?}"
+    );
+}
+
+/// How many members hold a seat in the game, as the database has it.
+async fn seated(env: &Env, game_id: Uuid) -> i64 {
+    env.count(&format!(
+        "SELECT count(*) AS n FROM game_members WHERE game_id = '{game_id}' AND left_at IS NULL"
+    ))
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn engine_reports_move_the_status() {
     let env = Env::new().await;
     let [owner, bob] = env.accounts(2).await.try_into().unwrap();
     let lobby = &env.lobby;
-    let game = lobby
-        .create_game(owner, create("Zorg", 2, 2))
-        .await
-        .unwrap();
+    let game = open_game(lobby, owner, "Zorg", 2, 2).await;
     lobby.join_game(game.id, bob, join("Bob")).await.unwrap();
     let status = |l: &Arc<PgLobby>| l.game(game.id).unwrap().status;
 
@@ -110,10 +166,7 @@ async fn a_stopped_engine_pauses_the_game_and_its_restart_resumes_it() {
     let env = Env::new().await;
     let [owner] = env.accounts(1).await.try_into().unwrap();
     let lobby = &env.lobby;
-    let game = lobby
-        .create_game(owner, create("Zorg", 1, 2))
-        .await
-        .unwrap();
+    let game = open_game(lobby, owner, "Zorg", 1, 2).await;
     let status = |l: &Arc<PgLobby>| l.game(game.id).unwrap().status;
     assert!(
         !lobby.engine_stopped(game.id).await.unwrap(),
@@ -152,30 +205,21 @@ async fn a_deleted_user_leaves_open_games_and_their_own_are_cancelled() {
     let env = Env::new().await;
     let [alice, bob, carol] = env.accounts(3).await.try_into().unwrap();
     let lobby = &env.lobby;
-    let owned = lobby
-        .create_game(alice, create("Alice", 1, 4))
-        .await
-        .unwrap();
+    let owned = open_game(lobby, alice, "Alice", 1, 4).await;
     lobby.join_game(owned.id, bob, join("Bob")).await.unwrap();
-    let joined = lobby.create_game(bob, create("Bob", 1, 4)).await.unwrap();
+    let joined = open_game(lobby, bob, "Bob", 1, 4).await;
     lobby
         .join_game(joined.id, alice, join("Alice"))
         .await
         .unwrap();
-    let started = lobby
-        .create_game(carol, create("Carol", 1, 4))
-        .await
-        .unwrap();
+    let started = open_game(lobby, carol, "Carol", 1, 4).await;
     lobby
         .join_game(started.id, alice, join("Alice"))
         .await
         .unwrap();
     lobby.start_game(started.id, carol).await.unwrap();
     lobby.engine_running(started.id).await.unwrap();
-    let untouched = lobby
-        .create_game(carol, create("Carol", 1, 4))
-        .await
-        .unwrap();
+    let untouched = open_game(lobby, carol, "Carol", 1, 4).await;
 
     assert_eq!(lobby.user_deleted(alice).await.unwrap(), 2);
 
@@ -216,58 +260,19 @@ async fn a_deleted_user_leaves_open_games_and_their_own_are_cancelled() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ten_joins_for_the_last_seat_seat_exactly_one() {
-    let env = Env::new().await;
-    let owner = env.account().await;
-    let players = env.accounts(10).await;
-    let game = env
-        .lobby
-        .create_game(owner, create("Owner", 1, 2))
-        .await
-        .unwrap();
-    let tasks: Vec<_> = players
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| {
-            let lobby = env.lobby.clone();
-            tokio::spawn(
-                async move { lobby.join_game(game.id, p, join(&format!("Race{i}"))).await },
-            )
-        })
-        .collect();
-    let results = futures_util::future::join_all(tasks).await;
-    let (ok, err): (Vec<_>, Vec<_>) = results
-        .into_iter()
-        .map(|r| r.unwrap())
-        .partition(Result::is_ok);
-    assert_eq!(ok.len(), 1);
-    assert!(
-        err.iter()
-            .all(|e| e.as_ref().unwrap_err().code() == "game_full")
-    );
+    let (env, game, players) = race_setup(10, 2).await;
+    let tasks = join_at_once(&env, game.id, &players, |i| format!("Race{i}"));
+    exactly_one_joined(tasks, "game_full").await;
     let g = env.lobby.game(game.id).unwrap();
     assert_eq!(g.members.len(), 2);
-    assert_eq!(
-        env.count(&format!(
-            "SELECT count(*) AS n FROM game_members WHERE game_id = '{}' AND left_at IS NULL",
-            game.id
-        ))
-        .await,
-        2
-    );
+    assert_eq!(seated(&env, game.id).await, 2);
 }
 
 /// Ten processes (ten lobbies with their own caches and locks) racing for one
 /// seat: only the database row lock stands between them and an overfull game.
 #[tokio::test(flavor = "multi_thread")]
 async fn racing_processes_cannot_overfill_a_game() {
-    let env = Env::new().await;
-    let owner = env.account().await;
-    let players = env.accounts(10).await;
-    let game = env
-        .lobby
-        .create_game(owner, create("Owner", 1, 2))
-        .await
-        .unwrap();
+    let (env, game, players) = race_setup(10, 2).await;
     let mut lobbies = Vec::new();
     for _ in 0..10 {
         lobbies.push(env.fresh_lobby().await);
@@ -284,61 +289,18 @@ async fn racing_processes_cannot_overfill_a_game() {
             })
         })
         .collect();
-    let results: Vec<_> = futures_util::future::join_all(tasks)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap())
-        .collect();
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
-    assert!(
-        results
-            .iter()
-            .filter_map(|r| r.as_ref().err())
-            .all(|e| e.code() == "game_full"),
-        "{results:?}"
-    );
-    assert_eq!(
-        env.count(&format!(
-            "SELECT count(*) AS n FROM game_members WHERE game_id = '{}' AND left_at IS NULL",
-            game.id
-        ))
-        .await,
-        2
-    );
+    exactly_one_joined(tasks, "game_full").await;
+    assert_eq!(seated(&env, game.id).await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn racing_joins_with_one_race_name_seat_one() {
-    let env = Env::new().await;
-    let owner = env.account().await;
-    let players = env.accounts(6).await;
-    let game = env
-        .lobby
-        .create_game(owner, create("Owner", 1, 16))
-        .await
-        .unwrap();
-    let tasks: Vec<_> = players
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| {
-            let lobby = env.lobby.clone();
-            // the same name in different cases
-            let race = if i % 2 == 0 { "Twins" } else { "tWINS" };
-            tokio::spawn(async move { lobby.join_game(game.id, p, join(race)).await })
-        })
-        .collect();
-    let results: Vec<_> = futures_util::future::join_all(tasks)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap())
-        .collect();
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
-    assert!(
-        results
-            .iter()
-            .filter_map(|r| r.as_ref().err())
-            .all(|e| e.code() == "race_name_taken")
-    );
+    let (env, game, players) = race_setup(6, 16).await;
+    // the same name in different cases
+    let tasks = join_at_once(&env, game.id, &players, |i| {
+        (if i % 2 == 0 { "Twins" } else { "tWINS" }).to_owned()
+    });
+    exactly_one_joined(tasks, "race_name_taken").await;
 }
 
 /// The commit itself fails (a deferred constraint trigger raises at COMMIT):
@@ -348,10 +310,7 @@ async fn a_failed_commit_leaves_the_cache_as_it_was() {
     let env = Env::new().await;
     let [owner, bob] = env.accounts(2).await.try_into().unwrap();
     let lobby = &env.lobby;
-    let game = lobby
-        .create_game(owner, create("Zorg", 1, 4))
-        .await
-        .unwrap();
+    let game = open_game(lobby, owner, "Zorg", 1, 4).await;
     let before = lobby.game(game.id).unwrap();
     env.sql(
         "CREATE FUNCTION lobby_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ \
@@ -458,10 +417,7 @@ async fn database_down_is_503_and_reads_still_work() {
         readiness.flag("lobby_cache"),
     );
     lobby.warm().await.unwrap();
-    let game = lobby
-        .create_game(owner, create("Zorg", 1, 4))
-        .await
-        .unwrap();
+    let game = open_game(&lobby, owner, "Zorg", 1, 4).await;
     let before = lobby.game(game.id).unwrap();
 
     server.stop();
@@ -511,10 +467,7 @@ async fn a_notification_that_cannot_be_written_rolls_its_change_back() {
     let env = Env::new().await;
     let [owner, bob] = env.accounts(2).await.try_into().unwrap();
     let lobby = &env.lobby;
-    let game = lobby
-        .create_game(owner, create("Zorg", 2, 2))
-        .await
-        .unwrap();
+    let game = open_game(lobby, owner, "Zorg", 2, 2).await;
     env.notifier.fail.store(true, Ordering::SeqCst);
     let e = lobby
         .join_game(game.id, bob, join("Bob"))

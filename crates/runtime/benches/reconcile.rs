@@ -12,12 +12,7 @@
 //! Every container, volume and network it made is removed at the end, also
 //! when it fails.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 #![allow(clippy::print_stdout)]
 
 #[path = "../tests/support/mod.rs"]

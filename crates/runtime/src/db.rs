@@ -11,7 +11,7 @@ use galaxy_db::announce::announce;
 use uuid::Uuid;
 
 use crate::model::{
-    DesiredState, EngineVersion, EngineVersionStatus, ObservedState, RuntimeRecord,
+    DesiredState, EngineVersion, EngineVersionStatus, ObservedState, OperationKind, RuntimeRecord,
 };
 use crate::schema::{engine_versions, runtime_records};
 
@@ -182,6 +182,12 @@ impl RecordChange {
     }
 }
 
+/// Tells peers the record changed and returns it as the service holds it.
+async fn announced(conn: &mut AsyncPgConnection, row: RecordRow) -> QueryResult<RuntimeRecord> {
+    announce(conn, RECORDS, [row.game_id]).await?;
+    Ok(row.into())
+}
+
 pub async fn update_record(
     conn: &mut AsyncPgConnection,
     game_id: Uuid,
@@ -192,8 +198,22 @@ pub async fn update_record(
         .returning(RecordRow::as_returning())
         .get_result(conn)
         .await?;
-    announce(conn, RECORDS, [row.game_id]).await?;
-    Ok(row.into())
+    announced(conn, row).await
+}
+
+/// Logs an operation on the game and applies its change to the record (the
+/// caller holds the transaction); returns the operation's id and the record.
+pub async fn log_and_update(
+    conn: &mut AsyncPgConnection,
+    game_id: Uuid,
+    kind: OperationKind,
+    actor: &str,
+    details: &serde_json::Value,
+    change: RecordChange,
+) -> QueryResult<(Uuid, RuntimeRecord)> {
+    let op = insert_operation(conn, game_id, kind, actor, details).await?;
+    let record = update_record(conn, game_id, change).await?;
+    Ok((op, record))
 }
 
 /// Creates the record for a first start, or re-arms an existing one (a
@@ -229,8 +249,7 @@ pub async fn upsert_starting_record(
         .returning(RecordRow::as_returning())
         .get_result(conn)
         .await?;
-    announce(conn, RECORDS, [row.game_id]).await?;
-    Ok(row.into())
+    announced(conn, row).await
 }
 
 /// Claims a record that is due for a turn until `now + lease`, in one

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
-use galaxy_core::{AdminPrincipal, ApiError, PageQuery, Paged, Validator};
+use galaxy_core::{AdminPrincipal, ApiError, Page, PageQuery, Paged, Validator};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
@@ -95,6 +95,15 @@ fn valid_image(i: &str) -> bool {
     (1..=255).contains(&i.len()) && i.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// One page of an in-memory, already ordered list.
+fn page_of<T: Clone + Serialize>(page: Page, all: &[T]) -> HttpResponse {
+    HttpResponse::Ok().json(Paged::new(
+        page.slice(all),
+        page,
+        i64::try_from(all.len()).unwrap_or(i64::MAX),
+    ))
+}
+
 fn accepted(operation_id: Uuid) -> HttpResponse {
     HttpResponse::Accepted().json(OperationAccepted { operation_id })
 }
@@ -109,12 +118,7 @@ async fn list_versions(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = q.into_inner().validate()?;
-    let all = svc.versions();
-    Ok(HttpResponse::Ok().json(Paged::new(
-        page.slice(&all),
-        page,
-        i64::try_from(all.len()).unwrap_or(i64::MAX),
-    )))
+    Ok(page_of(page, &svc.versions()))
 }
 
 /// Registers an engine version (`active`) under an image reference.
@@ -171,12 +175,7 @@ async fn list_records(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = q.into_inner().validate()?;
-    let all = svc.records();
-    Ok(HttpResponse::Ok().json(Paged::new(
-        page.slice(&all),
-        page,
-        i64::try_from(all.len()).unwrap_or(i64::MAX),
-    )))
+    Ok(page_of(page, &svc.records()))
 }
 
 /// One game's runtime record: desired and observed state, container, turn schedule.

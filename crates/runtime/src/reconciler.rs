@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use diesel_async::AsyncConnection;
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::OwnedMutexGuard;
@@ -193,7 +192,6 @@ impl Runtime {
             } => {
                 let _guard = guard;
                 let op = async {
-                    let mut conn = self.conn().await?;
                     let req = read(&self.inner.requests).get(&game_id).cloned();
                     let details = json!({"request": req, "reason": reason});
                     let change = RecordChange {
@@ -201,22 +199,8 @@ impl Runtime {
                         endpoint: Some(None),
                         ..RecordChange::default()
                     };
-                    let (op, record) = conn
-                        .transaction(async move |c| {
-                            let op = db::insert_operation(
-                                c,
-                                game_id,
-                                OperationKind::Start,
-                                "system",
-                                &details,
-                            )
-                            .await?;
-                            let r = db::update_record(c, game_id, change).await?;
-                            Ok::<_, diesel::result::Error>((op, r))
-                        })
-                        .await?;
-                    self.cache(record);
-                    Ok::<_, RuntimeError>(op)
+                    self.logged_change(game_id, OperationKind::Start, "system", &details, change)
+                        .await
                 }
                 .await;
                 match op {

@@ -113,16 +113,13 @@ impl RuntimeService for Runtime {
             .ok_or(RuntimeError::NoRecord(game_id))?;
         let guard = self.try_lock(game_id)?;
         let mut conn = self.conn().await?;
+        let change = RecordChange {
+            desired_state: Some(DesiredState::Stopped.as_str()),
+            skip_next_wait: Some(false),
+            ..RecordChange::default()
+        };
         let (op, record) = conn
             .transaction(async move |c| {
-                let op = db::insert_operation(
-                    c,
-                    game_id,
-                    OperationKind::Stop,
-                    &actor.as_log_value(),
-                    &json!({}),
-                )
-                .await?;
                 // A pending force-next-turn can no longer happen.
                 db::finish_force_ops(
                     c,
@@ -132,17 +129,9 @@ impl RuntimeService for Runtime {
                     &json!({}),
                 )
                 .await?;
-                let r = db::update_record(
-                    c,
-                    game_id,
-                    RecordChange {
-                        desired_state: Some(DesiredState::Stopped.as_str()),
-                        skip_next_wait: Some(false),
-                        ..RecordChange::default()
-                    },
-                )
-                .await?;
-                Ok::<_, diesel::result::Error>((op, r))
+                let actor = actor.as_log_value();
+                db::log_and_update(c, game_id, OperationKind::Stop, &actor, &json!({}), change)
+                    .await
             })
             .await?;
         drop(conn);
@@ -175,35 +164,23 @@ impl RuntimeService for Runtime {
             "to_version": version.version,
             "image": version.image,
         });
-        let mut conn = self.conn().await?;
-        let (op, record) = conn
-            .transaction(async move |c| {
-                let op = db::insert_operation(
-                    c,
-                    game_id,
-                    OperationKind::Patch,
-                    &actor.as_log_value(),
-                    &details,
-                )
-                .await?;
-                let r = db::update_record(
-                    c,
-                    game_id,
-                    RecordChange {
-                        observed_state: Some(ObservedState::Starting.as_str()),
-                        engine_version: Some(version.version.clone()),
-                        image: Some(version.image.clone()),
-                        endpoint: Some(None),
-                        last_error: Some(None),
-                        ..RecordChange::default()
-                    },
-                )
-                .await?;
-                Ok::<_, diesel::result::Error>((op, r))
-            })
+        let change = RecordChange {
+            observed_state: Some(ObservedState::Starting.as_str()),
+            engine_version: Some(version.version),
+            image: Some(version.image),
+            endpoint: Some(None),
+            last_error: Some(None),
+            ..RecordChange::default()
+        };
+        let op = self
+            .logged_change(
+                game_id,
+                OperationKind::Patch,
+                &actor.as_log_value(),
+                &details,
+                change,
+            )
             .await?;
-        drop(conn);
-        self.cache(record);
         let this = self.clone();
         tokio::spawn(async move {
             let _guard = guard;
@@ -221,31 +198,18 @@ impl RuntimeService for Runtime {
         {
             return Err(RuntimeError::NotRunning);
         }
-        let mut conn = self.conn().await?;
-        let (op, record) = conn
-            .transaction(async move |c| {
-                let op = db::insert_operation(
-                    c,
-                    game_id,
-                    OperationKind::ForceNextTurn,
-                    &actor.as_log_value(),
-                    &json!({}),
-                )
-                .await?;
-                let r = db::update_record(
-                    c,
-                    game_id,
-                    RecordChange {
-                        skip_next_wait: Some(true),
-                        ..RecordChange::default()
-                    },
-                )
-                .await?;
-                Ok::<_, diesel::result::Error>((op, r))
-            })
-            .await?;
-        self.cache(record);
-        Ok(op)
+        let change = RecordChange {
+            skip_next_wait: Some(true),
+            ..RecordChange::default()
+        };
+        self.logged_change(
+            game_id,
+            OperationKind::ForceNextTurn,
+            &actor.as_log_value(),
+            &json!({}),
+            change,
+        )
+        .await
     }
 
     fn record(&self, game_id: Uuid) -> Option<RuntimeRecord> {

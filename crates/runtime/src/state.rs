@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use diesel_async::AsyncConnection;
 use galaxy_db::Pool;
 use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
@@ -18,7 +19,9 @@ use crate::driver::ContainerDriver;
 use crate::engine::EngineClient;
 use crate::error::RuntimeError;
 use crate::events::RuntimeEvents;
-use crate::model::{DesiredState, EngineVersion, ObservedState, RuntimeRecord, StartRequest};
+use crate::model::{
+    DesiredState, EngineVersion, ObservedState, OperationKind, RuntimeRecord, StartRequest,
+};
 use crate::settings::RuntimeSettings;
 
 /// The implementation. Cheap to clone.
@@ -212,6 +215,27 @@ impl Runtime {
         self.game_lock(game_id)
             .try_lock_owned()
             .map_err(|_| RuntimeError::Busy)
+    }
+
+    /// Logs an operation and applies its record change in one transaction,
+    /// then caches the new record; returns the operation's id.
+    pub(crate) async fn logged_change(
+        &self,
+        game_id: Uuid,
+        kind: OperationKind,
+        actor: &str,
+        details: &serde_json::Value,
+        change: db::RecordChange,
+    ) -> Result<Uuid, RuntimeError> {
+        let mut conn = self.conn().await?;
+        let (op, record) = conn
+            .transaction(async move |c| {
+                db::log_and_update(c, game_id, kind, actor, details, change).await
+            })
+            .await?;
+        drop(conn);
+        self.cache(record);
+        Ok(op)
     }
 
     pub(crate) async fn conn(&self) -> Result<galaxy_db::PooledConn, RuntimeError> {

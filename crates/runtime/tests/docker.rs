@@ -1,11 +1,6 @@
 //! The runtime against the real Docker daemon and a real PostgreSQL.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod support;
 
@@ -22,15 +17,6 @@ use uuid::Uuid;
 
 const START: Duration = Duration::from_secs(30);
 
-async fn wait_state(h: &Harness, game: Uuid, state: ObservedState) {
-    h.eventually(START, &format!("{game} observed {state}"), || {
-        h.runtime
-            .record(game)
-            .is_some_and(|r| r.observed_state == state)
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn lifecycle_start_orders_forced_turn_kill_patch_stop() {
     let h = Harness::new(PullPolicy::IfMissing).await;
@@ -39,11 +25,8 @@ async fn lifecycle_start_orders_forced_turn_kill_patch_stop() {
 
     // Start: if_missing with the image present pulls nothing (no registry
     // answers here, so a pull would fail the start).
-    h.runtime
-        .start_game(h.request(game, "1.0.0"), Actor::Account(h.owner))
-        .await
-        .unwrap();
-    wait_state(&h, game, ObservedState::Running).await;
+    h.start_as_owner(game, "1.0.0", ObservedState::Running)
+        .await;
     assert!(h.events.all().contains(&Event::Running(game)));
     let name = galaxy_runtime::container_name(game);
     assert_eq!(inspect(&name, "{{.State.Running}}"), "true");
@@ -166,11 +149,11 @@ async fn lifecycle_start_orders_forced_turn_kill_patch_stop() {
         Some(&Event::Stopped(game)),
         "the lobby hears of the stop before the request returns"
     );
-    wait_state(&h, game, ObservedState::Absent).await;
+    h.wait_state(game, ObservedState::Absent).await;
     assert!(!docker_cmd(&["inspect", &name]));
     // Start again (admin): the game goes on from the volume.
     h.runtime.restart_game(game, admin).await.unwrap();
-    wait_state(&h, game, ObservedState::Running).await;
+    h.wait_state(game, ObservedState::Running).await;
     let events = h.events.all();
     let stopped = events
         .iter()
@@ -184,12 +167,7 @@ async fn lifecycle_start_orders_forced_turn_kill_patch_stop() {
     assert_eq!(inspect(&name, "{{.Config.Image}}"), IMAGE_V2);
 
     // One log row per operation, each finished with its outcome.
-    let ops = h
-        .runtime
-        .operations(game, Page::default())
-        .await
-        .unwrap()
-        .items;
+    let ops = h.operations(game).await;
     let kinds: Vec<_> = ops
         .iter()
         .rev()
@@ -213,13 +191,7 @@ async fn lifecycle_start_orders_forced_turn_kill_patch_stop() {
     }
 
     // The caches agree with PostgreSQL after a restart of the service.
-    let fresh = galaxy_runtime::Runtime::new(
-        h.db.pool(),
-        support::settings(&h.guard.network, PullPolicy::IfMissing),
-        h.events.clone(),
-    )
-    .unwrap();
-    fresh.warm().await.unwrap();
+    let fresh = h.second_process().await;
     assert_eq!(fresh.record(game), h.runtime.record(game));
 }
 
@@ -254,21 +226,8 @@ async fn labelled_container_without_record_is_removed() {
 async fn pull_policy_never_with_absent_image_fails_the_start() {
     let h = Harness::new(PullPolicy::Never).await;
     let game = h.game().await;
-    let op = h
-        .runtime
-        .start_game(h.request(game, "9.9.9"), Actor::Account(h.owner))
-        .await
-        .unwrap();
-    wait_state(&h, game, ObservedState::Failed).await;
-    let failure = h
-        .events
-        .all()
-        .into_iter()
-        .find_map(|e| match e {
-            Event::Failed(g, f) if g == game => Some(f),
-            _ => None,
-        })
-        .expect("engine_failed fired");
+    let op = h.start_as_owner(game, "9.9.9", ObservedState::Failed).await;
+    let failure = h.events.failure(game).expect("engine_failed fired");
     assert_eq!(failure.kind, EngineFailureKind::ImagePullFailed);
     assert!(failure.reason.contains("never"), "{}", failure.reason);
     let record = h.runtime.record(game).unwrap();
@@ -300,11 +259,12 @@ async fn pull_policy_never_with_absent_image_fails_the_start() {
     assert_eq!(report.restarted, 0);
     // Policy never with the image present starts normally.
     let other = h.game().await;
-    h.runtime
-        .start_game(h.request(other, "1.0.0"), Actor::System)
-        .await
-        .unwrap();
-    wait_state(&h, other, ObservedState::Running).await;
+    h.start_until(
+        h.request(other, "1.0.0"),
+        Actor::System,
+        ObservedState::Running,
+    )
+    .await;
     assert_eq!(h.runtime.record(other).unwrap().image, IMAGE);
 }
 
@@ -314,25 +274,13 @@ async fn a_start_config_the_engine_rejects_is_start_config_invalid() {
     let game = h.game().await;
     let mut req = h.request(game, "1.0.0");
     req.players[1].race_name = "zorg".into(); // same race twice (case-insensitive)
-    h.runtime
-        .start_game(req, Actor::Account(h.owner))
-        .await
-        .unwrap();
-    wait_state(&h, game, ObservedState::Failed).await;
-    let failure = h
-        .events
-        .all()
-        .into_iter()
-        .find_map(|e| match e {
-            Event::Failed(g, f) if g == game => Some(f),
-            _ => None,
-        })
-        .expect("engine_failed fired");
+    h.start_until(req, Actor::Account(h.owner), ObservedState::Failed)
+        .await;
+    let failure = h.events.failure(game).expect("engine_failed fired");
     assert_eq!(failure.kind, EngineFailureKind::StartConfigInvalid);
     assert!(failure.reason.contains("used twice"), "{}", failure.reason);
     assert!(failure.reason.contains("code 78"), "{}", failure.reason);
-    let ops = h.runtime.operations(game, Page::default()).await.unwrap();
-    assert_eq!(ops.items[0].outcome, Outcome::Failed);
+    assert_eq!(h.operations(game).await[0].outcome, Outcome::Failed);
     // Operations that need a running engine say so.
     assert!(matches!(
         h.runtime.force_next_turn(game, Actor::System).await,
@@ -344,20 +292,11 @@ async fn a_start_config_the_engine_rejects_is_start_config_invalid() {
 async fn forced_turn_happens_once_across_processes_and_within_two_ticks() {
     let h = Harness::new(PullPolicy::IfMissing).await;
     let game = h.game().await;
-    h.runtime
-        .start_game(h.request(game, "1.0.0"), Actor::Account(h.owner))
-        .await
-        .unwrap();
-    wait_state(&h, game, ObservedState::Running).await;
+    h.start_as_owner(game, "1.0.0", ObservedState::Running)
+        .await;
 
     // A second "process" on the same database: both tick at once, one turn.
-    let other = galaxy_runtime::Runtime::new(
-        h.db.pool(),
-        support::settings(&h.guard.network, PullPolicy::IfMissing),
-        h.events.clone(),
-    )
-    .unwrap();
-    other.warm().await.unwrap();
+    let other = h.second_process().await;
     h.runtime
         .force_next_turn(game, Actor::System)
         .await
@@ -406,12 +345,7 @@ async fn forced_turn_happens_once_across_processes_and_within_two_ticks() {
             .collect::<Vec<_>>(),
         vec![(1, true), (2, true)]
     );
-    let ops = h
-        .runtime
-        .operations(game, Page::default())
-        .await
-        .unwrap()
-        .items;
+    let ops = h.operations(game).await;
     let forced: Vec<_> = ops
         .iter()
         .filter(|o| o.operation == OperationKind::ForceNextTurn)

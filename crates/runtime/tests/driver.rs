@@ -3,12 +3,7 @@
 //! real HTTP), with a real PostgreSQL. The Docker driver itself is tested
 //! against the real daemon in `docker.rs`.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod support;
 
@@ -22,7 +17,7 @@ use galaxy_runtime::{
     ObservedState, PullPolicy, Runtime, RuntimeService, container_name,
 };
 use galaxy_testdb::TestDb;
-use support::{Event, Recorder, eventually};
+use support::{Event, Recorder, observed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
@@ -197,12 +192,7 @@ async fn setup(driver: FakeDriver) -> Setup {
 }
 
 async fn wait_state(s: &Setup, game: Uuid, state: ObservedState) {
-    eventually(WAIT, &format!("{game} observed {state}"), || {
-        s.runtime
-            .record(game)
-            .is_some_and(|r| r.observed_state == state)
-    })
-    .await;
+    observed(&s.runtime, game, state, WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -282,15 +272,7 @@ async fn an_engine_exiting_78_on_a_second_driver_is_start_config_invalid() {
         .await
         .unwrap();
     wait_state(&s, game, ObservedState::Failed).await;
-    let failure = s
-        .events
-        .all()
-        .into_iter()
-        .find_map(|e| match e {
-            Event::Failed(g, f) if g == game => Some(f),
-            _ => None,
-        })
-        .expect("a failure event");
+    let failure = s.events.failure(game).expect("a failure event");
     assert_eq!(failure.kind, EngineFailureKind::StartConfigInvalid);
     assert!(
         failure.reason.contains("exited with code 78"),

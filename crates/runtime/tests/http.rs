@@ -1,17 +1,12 @@
 //! Admin routes over the real service (PostgreSQL + Docker).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod support;
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use actix_web::dev::ServiceResponse;
 use actix_web::{App, test, web};
 use galaxy_core::{AdminPrincipal, AdminSessionResolver};
 use galaxy_runtime::{Actor, ObservedState, PullPolicy, RuntimeService};
@@ -51,6 +46,18 @@ fn auth(req: test::TestRequest) -> test::TestRequest {
     req.insert_header(("Authorization", format!("Bearer {TOKEN}")))
 }
 
+/// The status and JSON body (Null when empty) of a response.
+async fn parts(resp: ServiceResponse) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let bytes = test::read_body(resp).await;
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, value)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn engine_version_routes() {
     let h = Harness::new(PullPolicy::IfMissing).await;
@@ -70,21 +77,18 @@ async fn engine_version_routes() {
     assert_eq!(list["total"], 3);
     assert_eq!(list["items"][0]["version"], "9.9.9");
 
-    let created = auth(test::TestRequest::post().uri("/api/v1/admin/engine-versions"))
-        .set_json(json!({"version": "3.0.0", "image": "galaxy/game:3.0.0"}))
-        .send_request(&app)
-        .await;
-    assert_eq!(created.status(), 201);
-    let body: Value = test::read_body_json(created).await;
+    let post = |body: &Value| {
+        auth(test::TestRequest::post().uri("/api/v1/admin/engine-versions")).set_json(body)
+    };
+    let created = json!({"version": "3.0.0", "image": "galaxy/game:3.0.0"});
+    let (status, body) = parts(post(&created).send_request(&app).await).await;
+    assert_eq!(status, 201);
     assert_eq!(body["status"], "active");
     assert_eq!(h.runtime.newest_active_version().unwrap().version, "3.0.0");
 
-    let again = auth(test::TestRequest::post().uri("/api/v1/admin/engine-versions"))
-        .set_json(json!({"version": "3.0.0", "image": "galaxy/game:other"}))
-        .send_request(&app)
-        .await;
-    assert_eq!(again.status(), 409);
-    let body: Value = test::read_body_json(again).await;
+    let again = json!({"version": "3.0.0", "image": "galaxy/game:other"});
+    let (status, body) = parts(post(&again).send_request(&app).await).await;
+    assert_eq!(status, 409);
     assert_eq!(body["code"], "engine_version_exists");
 
     for bad in [
@@ -94,29 +98,21 @@ async fn engine_version_routes() {
         json!({"version": "4"}),
         json!({"version": "4", "image": "x", "extra": 1}),
     ] {
-        let r = auth(test::TestRequest::post().uri("/api/v1/admin/engine-versions"))
-            .set_json(&bad)
-            .send_request(&app)
-            .await;
-        assert_eq!(r.status(), 400, "{bad}");
+        let (status, _) = parts(post(&bad).send_request(&app).await).await;
+        assert_eq!(status, 400, "{bad}");
     }
 
-    let disabled = auth(test::TestRequest::patch().uri("/api/v1/admin/engine-versions/3.0.0"))
-        .set_json(json!({"status": "disabled"}))
-        .send_request(&app)
-        .await;
-    assert_eq!(disabled.status(), 200);
+    let patch = |version: &str, status: &str| {
+        auth(test::TestRequest::patch().uri(&format!("/api/v1/admin/engine-versions/{version}")))
+            .set_json(json!({ "status": status }))
+    };
+    let (status, _) = parts(patch("3.0.0", "disabled").send_request(&app).await).await;
+    assert_eq!(status, 200);
     assert_eq!(h.runtime.newest_active_version().unwrap().version, "2.0.0");
-    let unknown = auth(test::TestRequest::patch().uri("/api/v1/admin/engine-versions/nope"))
-        .set_json(json!({"status": "active"}))
-        .send_request(&app)
-        .await;
-    assert_eq!(unknown.status(), 404);
-    let bad_status = auth(test::TestRequest::patch().uri("/api/v1/admin/engine-versions/3.0.0"))
-        .set_json(json!({"status": "gone"}))
-        .send_request(&app)
-        .await;
-    assert_eq!(bad_status.status(), 400);
+    for (version, change, want) in [("nope", "active", 404), ("3.0.0", "gone", 400)] {
+        let (status, _) = parts(patch(version, change).send_request(&app).await).await;
+        assert_eq!(status, want, "{version} → {change}");
+    }
     let wrong_method = auth(test::TestRequest::delete().uri("/api/v1/admin/engine-versions"))
         .send_request(&app)
         .await;
@@ -167,16 +163,8 @@ async fn runtime_routes() {
     assert_eq!(bad_page.status(), 400);
 
     // A game started through the service shows up; admin operations answer 202.
-    h.runtime
-        .start_game(h.request(game, "1.0.0"), Actor::Account(h.owner))
-        .await
-        .unwrap();
-    h.eventually(Duration::from_secs(30), "engine running", || {
-        h.runtime
-            .record(game)
-            .is_some_and(|r| r.observed_state == ObservedState::Running)
-    })
-    .await;
+    h.start_as_owner(game, "1.0.0", ObservedState::Running)
+        .await;
     let list: Value = test::call_and_read_body_json(
         &app,
         auth(test::TestRequest::get().uri("/api/v1/admin/runtime?page=1")).to_request(),
@@ -231,12 +219,7 @@ async fn runtime_routes() {
         .send_request(&app)
         .await;
     assert_eq!(stop.status(), 202);
-    h.eventually(Duration::from_secs(30), "engine stopped", || {
-        h.runtime
-            .record(game)
-            .is_some_and(|r| r.observed_state == ObservedState::Absent)
-    })
-    .await;
+    h.wait_state(game, ObservedState::Absent).await;
 
     let ops: Value = test::call_and_read_body_json(
         &app,

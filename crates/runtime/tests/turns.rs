@@ -2,12 +2,7 @@
 //! while the engine generates a turn, and a claim left by a process that
 //! died runs out: still exactly one turn per due tick.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 mod support;
 
@@ -79,16 +74,8 @@ async fn slow_engine(delay: Duration) -> (String, Arc<AtomicUsize>) {
 /// A running game whose record points at `endpoint` instead of its container.
 async fn game_on(h: &Harness, endpoint: &str) -> Uuid {
     let game = h.game().await;
-    h.runtime
-        .start_game(h.request(game, "1.0.0"), Actor::Account(h.owner))
-        .await
-        .unwrap();
-    h.eventually(Duration::from_secs(30), "engine running", || {
-        h.runtime
-            .record(game)
-            .is_some_and(|r| r.observed_state == ObservedState::Running)
-    })
-    .await;
+    h.start_as_owner(game, "1.0.0", ObservedState::Running)
+        .await;
     sql(
         h,
         game,
@@ -163,13 +150,7 @@ async fn a_turn_in_progress_holds_no_lock_transaction_or_connection() {
     );
     drop(c);
     // Another scheduler ticking meanwhile finds nothing due: the turn is claimed.
-    let other = galaxy_runtime::Runtime::new(
-        h.db.pool(),
-        support::settings(&h.guard.network, PullPolicy::IfMissing),
-        h.events.clone(),
-    )
-    .unwrap();
-    other.warm().await.unwrap();
+    let other = h.second_process().await;
     assert_eq!(other.tick_once().await.unwrap(), 0);
 
     assert_eq!(tick.await.unwrap().unwrap(), 1);

@@ -9,12 +9,7 @@
 //!
 //! There is no skipping: when no PostgreSQL can be had, tests fail loudly.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test support: a failed setup step panics the test that asked for it"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support")]
 
 mod server;
 mod testdb;

@@ -104,11 +104,9 @@ impl PrivateServer {
     }
 
     fn initdb(&self) {
-        let out = self
-            .command("initdb")
-            .arg("-D")
-            .arg(self.data_dir())
-            .args([
+        self.run_tool(
+            "initdb",
+            &[
                 "-U",
                 "postgres",
                 "-A",
@@ -117,14 +115,7 @@ impl PrivateServer {
                 "-E",
                 "UTF8",
                 "--locale=C.UTF-8",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run initdb");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
         );
     }
 
@@ -149,17 +140,23 @@ impl PrivateServer {
     }
 
     fn pg_ctl(&self, args: &[&str]) {
+        self.run_tool("pg_ctl", args);
+    }
+
+    /// Runs one of the server's tools on its data directory; a failure
+    /// panics with what the tool printed.
+    fn run_tool(&self, tool: &str, args: &[&str]) {
         let out = self
-            .command("pg_ctl")
+            .command(tool)
             .arg("-D")
             .arg(self.data_dir())
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .expect("run pg_ctl");
+            .unwrap_or_else(|e| panic!("run {tool}: {e}"));
         assert!(
             out.status.success(),
-            "pg_ctl {args:?} failed: {}{}",
+            "{tool} {args:?} failed: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );

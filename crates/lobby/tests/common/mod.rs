@@ -164,6 +164,22 @@ impl FakeNotifier {
             .map(|e| e.0.clone())
             .collect()
     }
+
+    /// The event to record once the lobby's transaction commits, or the
+    /// refusal when notifications are down.
+    fn record(
+        &self,
+        kind: &str,
+        game: &Game,
+        account_id: Option<Uuid>,
+    ) -> Result<AfterCommit, ApiError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(ApiError::unavailable("notifications down"));
+        }
+        let event = (kind.to_owned(), game.id, account_id, game.members.len());
+        let events = Arc::clone(&self.events);
+        Ok(Box::pin(async move { events.lock().unwrap().push(event) }))
+    }
 }
 
 #[async_trait]
@@ -175,17 +191,7 @@ impl LobbyNotifier for FakeNotifier {
         account_id: Uuid,
         _race_name: &str,
     ) -> Result<AfterCommit, ApiError> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(ApiError::unavailable("notifications down"));
-        }
-        let event = (
-            "lobby.member_joined".into(),
-            game.id,
-            Some(account_id),
-            game.members.len(),
-        );
-        let events = Arc::clone(&self.events);
-        Ok(Box::pin(async move { events.lock().unwrap().push(event) }))
+        self.record("lobby.member_joined", game, Some(account_id))
     }
 
     async fn game_started(
@@ -193,17 +199,7 @@ impl LobbyNotifier for FakeNotifier {
         _conn: &mut AsyncPgConnection,
         game: &Game,
     ) -> Result<AfterCommit, ApiError> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(ApiError::unavailable("notifications down"));
-        }
-        let event = (
-            "lobby.game_started".into(),
-            game.id,
-            None,
-            game.members.len(),
-        );
-        let events = Arc::clone(&self.events);
-        Ok(Box::pin(async move { events.lock().unwrap().push(event) }))
+        self.record("lobby.game_started", game, None)
     }
 }
 
@@ -404,6 +400,30 @@ pub async fn app(
             .configure(|cfg| galaxy_lobby::configure(cfg, lobby)),
     )
     .await
+}
+
+/// GET as the user `who`.
+pub async fn get<S>(app: &S, path: &str, who: Uuid) -> (u16, Value)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    call(app, "GET", path, Some(&token(who)), None).await
+}
+
+/// POST as the user `who`, with an optional JSON body.
+pub async fn post<S>(app: &S, path: &str, who: Uuid, body: Option<Value>) -> (u16, Value)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    call(app, "POST", path, Some(&token(who)), body).await
+}
+
+/// Creates a game as the user `who` (POST /api/v1/lobby/games).
+pub async fn create<S>(app: &S, who: Uuid, body: Value) -> (u16, Value)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    post(app, "/api/v1/lobby/games", who, Some(body)).await
 }
 
 /// Sends one request; returns the status and the JSON body (Null if empty).

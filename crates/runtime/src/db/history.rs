@@ -89,17 +89,9 @@ pub async fn finish_operation(
     error: Option<&str>,
     extra: &Value,
 ) -> QueryResult<()> {
-    diesel::sql_query(
-        "UPDATE runtime_operation_log SET outcome = $2, finished_at = now(), \
-         error_message = $3, details = details || $4 WHERE id = $1 AND outcome = 'running'",
-    )
-    .bind::<SqlUuid, _>(id)
-    .bind::<diesel::sql_types::Text, _>(outcome.as_str())
-    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(error)
-    .bind::<diesel::sql_types::Jsonb, _>(extra)
-    .execute(conn)
-    .await
-    .map(drop)
+    finish_running(conn, "id = $1", id, outcome, error, extra)
+        .await
+        .map(drop)
 }
 
 /// Finishes every pending force-next-turn of a game (the flag they set was
@@ -111,12 +103,25 @@ pub async fn finish_force_ops(
     error: Option<&str>,
     extra: &Value,
 ) -> QueryResult<usize> {
-    diesel::sql_query(
+    let filter = "game_id = $1 AND operation = 'force_next_turn'";
+    finish_running(conn, filter, game_id, outcome, error, extra).await
+}
+
+/// Finishes the running operations `filter` selects (by `key`, its `$1`):
+/// outcome, finish time and error set, `extra` merged into their details.
+async fn finish_running(
+    conn: &mut AsyncPgConnection,
+    filter: &'static str,
+    key: Uuid,
+    outcome: Outcome,
+    error: Option<&str>,
+    extra: &Value,
+) -> QueryResult<usize> {
+    diesel::sql_query(format!(
         "UPDATE runtime_operation_log SET outcome = $2, finished_at = now(), \
-         error_message = $3, details = details || $4 \
-         WHERE game_id = $1 AND operation = 'force_next_turn' AND outcome = 'running'",
-    )
-    .bind::<SqlUuid, _>(game_id)
+         error_message = $3, details = details || $4 WHERE {filter} AND outcome = 'running'"
+    ))
+    .bind::<SqlUuid, _>(key)
     .bind::<diesel::sql_types::Text, _>(outcome.as_str())
     .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(error)
     .bind::<diesel::sql_types::Jsonb, _>(extra)
@@ -130,12 +135,18 @@ pub async fn fail_interrupted_operations(
     conn: &mut AsyncPgConnection,
     started_before: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    diesel::sql_query(
-        "UPDATE runtime_operation_log SET outcome = 'failed', finished_at = now(), \
-         error_message = 'interrupted: the process running the operation stopped' \
-         WHERE outcome = 'running' AND operation <> 'force_next_turn' AND started_at < $1",
+    use runtime_operation_log::dsl as o;
+    diesel::update(
+        o::runtime_operation_log
+            .filter(o::outcome.eq("running"))
+            .filter(o::operation.ne("force_next_turn"))
+            .filter(o::started_at.lt(started_before)),
     )
-    .bind::<diesel::sql_types::Timestamptz, _>(started_before)
+    .set((
+        o::outcome.eq(Outcome::Failed.as_str()),
+        o::finished_at.eq(diesel::dsl::now),
+        o::error_message.eq("interrupted: the process running the operation stopped"),
+    ))
     .execute(conn)
     .await
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use diesel_async::RunQueryDsl;
 use galaxy_runtime::{
-    AfterCommit, EngineFailure, PullPolicy, ResourceLimits, Runtime, RuntimeEvents,
-    RuntimeSettings, StartPlayer, StartRequest,
+    Actor, AfterCommit, EngineFailure, ObservedState, Operation, PullPolicy, ResourceLimits,
+    Runtime, RuntimeEvents, RuntimeService, RuntimeSettings, StartPlayer, StartRequest,
 };
 use galaxy_testdb::TestDb;
 use uuid::Uuid;
@@ -108,6 +108,14 @@ impl RuntimeEvents for Recorder {
 impl Recorder {
     pub fn all(&self) -> Vec<Event> {
         self.events.lock().unwrap().clone()
+    }
+
+    /// The first `engine_failed` reported for the game, if any.
+    pub fn failure(&self, game: Uuid) -> Option<EngineFailure> {
+        self.all().into_iter().find_map(|e| match e {
+            Event::Failed(g, f) if g == game => Some(f),
+            _ => None,
+        })
     }
 }
 
@@ -211,6 +219,50 @@ impl Harness {
         request(game_id, version)
     }
 
+    /// Another warmed runtime (another "process") on the same database and
+    /// network.
+    pub async fn second_process(&self) -> Runtime {
+        let other = Runtime::new(
+            self.db.pool(),
+            settings(&self.guard.network, PullPolicy::IfMissing),
+            self.events.clone(),
+        )
+        .unwrap();
+        other.warm().await.unwrap();
+        other
+    }
+
+    /// Starts the request's game and waits until it is observed in `state`;
+    /// returns the start operation's id.
+    pub async fn start_until(&self, req: StartRequest, actor: Actor, state: ObservedState) -> Uuid {
+        let game = req.game_id;
+        let op = self.runtime.start_game(req, actor).await.unwrap();
+        self.wait_state(game, state).await;
+        op
+    }
+
+    /// The owner starts the game on `version` (the standard request); waits
+    /// until it is observed in `state` and returns the operation's id.
+    pub async fn start_as_owner(&self, game: Uuid, version: &str, state: ObservedState) -> Uuid {
+        let req = self.request(game, version);
+        self.start_until(req, Actor::Account(self.owner), state)
+            .await
+    }
+
+    /// Waits until the game's record is observed in `state` (30 s at most).
+    pub async fn wait_state(&self, game: Uuid, state: ObservedState) {
+        observed(&self.runtime, game, state, Duration::from_secs(30)).await;
+    }
+
+    /// The game's operation log, newest first (the first page).
+    pub async fn operations(&self, game_id: Uuid) -> Vec<Operation> {
+        self.runtime
+            .operations(game_id, galaxy_core::Page::default())
+            .await
+            .unwrap()
+            .items
+    }
+
     /// Polls `check` until it holds or `timeout` passes.
     pub async fn eventually<F: FnMut() -> bool>(&self, timeout: Duration, what: &str, check: F) {
         eventually(timeout, what, check).await;
@@ -270,6 +322,16 @@ pub fn request(game_id: Uuid, version: &str) -> StartRequest {
         settings: serde_json::json!({}),
         turn_interval_seconds: 3600,
     }
+}
+
+/// Waits until the runtime's record of the game is observed in `state`.
+pub async fn observed(runtime: &Runtime, game: Uuid, state: ObservedState, timeout: Duration) {
+    eventually(timeout, &format!("{game} observed {state}"), || {
+        runtime
+            .record(game)
+            .is_some_and(|r| r.observed_state == state)
+    })
+    .await;
 }
 
 /// Polls `check` until it holds or `timeout` passes.
