@@ -53,15 +53,11 @@ pub(crate) fn digest_from_hex(h: &str) -> Option<[u8; 32]> {
 
 impl AdminCache {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        self.inner
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        galaxy_core::sync::read(&self.inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        self.inner
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        galaxy_core::sync::write(&self.inner)
     }
 
     pub fn replace_all(&self, admins: Vec<AdminRow>, sessions: Vec<SessionRow>) {

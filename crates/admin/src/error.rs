@@ -26,11 +26,7 @@ pub enum AdminError {
     Db(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for AdminError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(DbError::Query(e))
-    }
-}
+galaxy_db::query_error_into_db!(AdminError);
 
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {

@@ -2,12 +2,7 @@
 //! argon2id logins, limits, password rotation, failed commits, the user
 //! surface.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -55,13 +50,11 @@ fn build(db: &TestDb) -> (Arc<PgUserService>, Arc<PgAuthService>, Arc<PgAdminSer
         users.clone(),
         g.clone(),
         CountryCounters::new(g),
+        // the defaults, with short-lived sessions
         AuthSettings {
             session_ttl: Duration::from_secs(3600),
-            code_ttl: Duration::from_secs(600),
-            email_code_limit: "5/15m".parse().unwrap(),
-            ip_code_limit: "20/15m".parse().unwrap(),
-            challenge_retention: Duration::from_secs(86400),
             session_retention: Duration::from_secs(86400),
+            ..AuthSettings::from_env(&galaxy_core::env::Env::default()).unwrap()
         },
     ));
     users.add_listener(auth.clone());
@@ -311,23 +304,9 @@ async fn password_rotation_revokes_other_sessions_and_a_failed_commit_changes_no
         .await
         .unwrap();
 
-    {
-        let mut conn = w.db.pool().get().await.unwrap();
-        diesel::sql_query(
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN RAISE EXCEPTION 'refused by test'; END $$",
-        )
-        .execute(&mut conn)
+    galaxy_db::testing::refuse_updates(&w.db.pool(), "admin_sessions")
         .await
         .unwrap();
-        diesel::sql_query(
-            "CREATE TRIGGER refuse_updates BEFORE UPDATE ON admin_sessions \
-             FOR EACH ROW EXECUTE FUNCTION refuse()",
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
     let (t3, _) = w
         .admin
         .login("root", "new-password-789", ip("10.0.0.3"))

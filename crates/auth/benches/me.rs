@@ -13,12 +13,8 @@
 //! request-context middleware from the `me` server to show the identity
 //! path's own cost apart from the shared per-request logging).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(clippy::cast_precision_loss, reason = "approximate rates")]
 #![allow(clippy::print_stdout)]
 
 use std::net::SocketAddr;
@@ -157,13 +153,11 @@ fn main() {
             users.clone(),
             geo.clone(),
             CountryCounters::new(geo),
+            // the defaults, with short-lived sessions
             AuthSettings {
                 session_ttl: Duration::from_secs(3600),
-                code_ttl: Duration::from_secs(600),
-                email_code_limit: "5/15m".parse().unwrap(),
-                ip_code_limit: "20/15m".parse().unwrap(),
-                challenge_retention: Duration::from_secs(86400),
                 session_retention: Duration::from_secs(86400),
+                ..AuthSettings::from_env(&galaxy_core::env::Env::default()).unwrap()
             },
         ));
         users.warm().await.unwrap();

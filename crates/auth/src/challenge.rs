@@ -41,47 +41,35 @@ fn verdict(c: &WindowCount, limit: RateLimit, now: DateTime<Utc>) -> Result<(), 
     Err(u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1))
 }
 
-/// Challenges created for `email` inside the sliding window. Only the
-/// `limit` newest are read (a backward scan of the `(email, created_at)`
-/// index), so the check costs the same however many requests the window
-/// holds.
-pub(crate) async fn email_window(
-    conn: &mut AsyncPgConnection,
-    email: &str,
-    limit: RateLimit,
-    now: DateTime<Utc>,
-) -> QueryResult<Result<(), u64>> {
-    let since = now - chrono::Duration::from_std(limit.window).unwrap_or(chrono::Duration::MAX);
-    let c: WindowCount = diesel::sql_query(
-        "SELECT count(*) AS n, min(created_at) AS oldest FROM ( \
-           SELECT created_at FROM auth_challenges \
-           WHERE email = $1 AND created_at > $2 \
-           ORDER BY created_at DESC LIMIT $3) newest",
-    )
-    .bind::<Text, _>(email)
-    .bind::<Timestamptz, _>(since)
-    .bind::<BigInt, _>(i64::from(limit.count))
-    .get_result(conn)
-    .await?;
-    Ok(verdict(&c, limit, now))
+/// Whose code requests a sliding window counts.
+pub(crate) enum Requester<'a> {
+    Email(&'a str),
+    /// An address shared by many players can have a large window.
+    Ip(&'a str),
 }
 
-/// Challenges created from `ip` inside the sliding window; bounded the same
-/// way (an address shared by many players can have a large window).
-pub(crate) async fn ip_window(
+/// Challenges created for `who` inside the sliding window. Only the `limit`
+/// newest are read (a backward scan of the `(email, created_at)` or
+/// `(source_ip, created_at)` index), so the check costs the same however
+/// many requests the window holds.
+pub(crate) async fn window(
     conn: &mut AsyncPgConnection,
-    ip: &str,
+    who: Requester<'_>,
     limit: RateLimit,
     now: DateTime<Utc>,
 ) -> QueryResult<Result<(), u64>> {
+    let (matches, key) = match who {
+        Requester::Email(email) => ("email = $1", email),
+        Requester::Ip(ip) => ("source_ip = $1::inet", ip),
+    };
     let since = now - chrono::Duration::from_std(limit.window).unwrap_or(chrono::Duration::MAX);
-    let c: WindowCount = diesel::sql_query(
+    let c: WindowCount = diesel::sql_query(format!(
         "SELECT count(*) AS n, min(created_at) AS oldest FROM ( \
            SELECT created_at FROM auth_challenges \
-           WHERE source_ip = $1::inet AND created_at > $2 \
-           ORDER BY created_at DESC LIMIT $3) newest",
-    )
-    .bind::<Text, _>(ip)
+           WHERE {matches} AND created_at > $2 \
+           ORDER BY created_at DESC LIMIT $3) newest"
+    ))
+    .bind::<Text, _>(key)
     .bind::<Timestamptz, _>(since)
     .bind::<BigInt, _>(i64::from(limit.count))
     .get_result(conn)

@@ -18,11 +18,7 @@ pub enum AuthError {
     Db(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for AuthError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(DbError::Query(e))
-    }
-}
+galaxy_db::query_error_into_db!(AuthError);
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::challenge::{self, NewChallenge};
+use crate::challenge::{self, NewChallenge, Requester};
 use crate::error::AuthError;
 use crate::retention;
 use crate::session::{self, Entry, Revoke, SessionCache, SessionView};
@@ -317,7 +317,7 @@ impl AuthService for PgAuthService {
         // The mail module scrubs the code once sent, or once it expired.
         mail.secret_until = Some(expires_at);
         let ip = source_ip.map(|ip| ip.to_string());
-        let settings = self.settings;
+        let (email_limit, ip_limit) = (self.settings.email_code_limit, self.settings.ip_code_limit);
         let mut conn = self.pool.get().await.map_err(db)?;
         // The address lock is shared by every request from one address, so
         // it is taken last and held only over its count and the challenge
@@ -326,14 +326,14 @@ impl AuthService for PgAuthService {
         let written = conn
             .transaction(async |c| {
                 challenge::lock_key(c, &format!("auth.email:{email}")).await?;
-                let mut wait = challenge::email_window(c, email, settings.email_code_limit, now)
+                let mut wait = challenge::window(c, Requester::Email(email), email_limit, now)
                     .await?
                     .err();
                 galaxy_mail::enqueue(c, &mail).await?;
                 if let Some(ip) = &ip {
                     challenge::lock_key(c, &format!("auth.ip:{ip}")).await?;
                     if let Err(secs) =
-                        challenge::ip_window(c, ip, settings.ip_code_limit, now).await?
+                        challenge::window(c, Requester::Ip(ip), ip_limit, now).await?
                     {
                         wait = Some(wait.unwrap_or(0).max(secs));
                     }

@@ -95,15 +95,11 @@ impl Inner {
 
 impl SessionCache {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        self.inner
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        galaxy_core::sync::read(&self.inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        self.inner
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        galaxy_core::sync::write(&self.inner)
     }
 
     pub fn replace_all(&self, rows: Vec<([u8; 32], Entry)>) {

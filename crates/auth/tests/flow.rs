@@ -1,12 +1,7 @@
 //! The auth service against a real PostgreSQL and the project's GeoIP
 //! fixture: code flow, limits, sessions, cache write-through and restart.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -327,23 +322,9 @@ async fn a_failed_commit_leaves_the_session_cache_as_it_was() {
     let w = world().await;
     let (token, account) = signed_in(&w, "gus@example.test").await;
     let session = w.auth.resolve_user(&token, None).unwrap().session_id;
-    {
-        let mut conn = w.db.pool().get().await.unwrap();
-        diesel::sql_query(
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN RAISE EXCEPTION 'refused by test'; END $$",
-        )
-        .execute(&mut conn)
+    galaxy_db::testing::refuse_updates(&w.db.pool(), "auth_sessions")
         .await
         .unwrap();
-        diesel::sql_query(
-            "CREATE TRIGGER refuse_updates BEFORE UPDATE ON auth_sessions \
-             FOR EACH ROW EXECUTE FUNCTION refuse()",
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
     assert!(matches!(
         w.auth.revoke_session(account, session).await,
         Err(AuthError::Db(_))

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 mod variables;
 
-pub use variables::{REQUIRED, Reader, Variable, looks_like_email};
+pub use variables::{REQUIRED, Reader, Variable, assert_each_names_its_variable, looks_like_email};
 
 /// A configuration error: which variable, and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -260,18 +260,32 @@ impl Env {
         default: &str,
         allowed: &[&str],
     ) -> Result<String, ConfigError> {
+        let options: Vec<(&str, &str)> = allowed.iter().map(|&a| (a, a)).collect();
+        self.pick_or(name, default, &options).map(str::to_owned)
+    }
+
+    /// The value paired with the lower-cased value's name in `options`.
+    pub fn pick_or<T: Copy>(
+        &self,
+        name: &str,
+        default: &str,
+        options: &[(&str, T)],
+    ) -> Result<T, ConfigError> {
         let raw = self.get(name).unwrap_or(default).to_ascii_lowercase();
-        if allowed.contains(&raw.as_str()) {
-            Ok(raw)
-        } else {
-            Err(ConfigError::new(
-                name,
-                format!(
-                    "invalid value {raw:?}: expected one of {}",
-                    allowed.join(", ")
-                ),
-            ))
-        }
+        options
+            .iter()
+            .find(|(option, _)| *option == raw)
+            .map(|&(_, value)| value)
+            .ok_or_else(|| {
+                let names: Vec<&str> = options.iter().map(|&(option, _)| option).collect();
+                ConfigError::new(
+                    name,
+                    format!(
+                        "invalid value {raw:?}: expected one of {}",
+                        names.join(", ")
+                    ),
+                )
+            })
     }
 
     /// Variables with `prefix` that are not in `known` (to warn about typos).

@@ -20,6 +20,7 @@ mod request_id;
 pub mod schema_rules;
 mod signal;
 mod source_ip;
+pub mod sync;
 mod validate;
 
 pub use ids::new_id;

@@ -1,11 +1,6 @@
 //! Every way a request can be malformed ends in problem+json with a stable code.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use actix_web::{App, HttpResponse, test, web};
 use galaxy_core::{PageQuery, RequestContext};

@@ -83,6 +83,29 @@ pub fn api_error(e: Error) -> ApiError {
     DbError::Query(e).into()
 }
 
+/// Implements `From<diesel::result::Error>` for a module's error type that
+/// has a `Db(DbError)` variant, so `?` on a bare query result lands in its
+/// database arm (and from there in `From<DbError> for ApiError`).
+#[macro_export]
+macro_rules! query_error_into_db {
+    ($error:ty) => {
+        impl From<::diesel::result::Error> for $error {
+            fn from(e: ::diesel::result::Error) -> Self {
+                Self::Db($crate::DbError::Query(e))
+            }
+        }
+    };
+}
+
+/// A connection lost mid-query, as diesel reports it: for the modules'
+/// tests that their error type maps it to `unavailable`.
+pub fn lost_connection() -> Error {
+    Error::DatabaseError(
+        DatabaseErrorKind::UnableToSendCommand,
+        Box::new("connection closed".to_owned()),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use actix_web::ResponseError;

@@ -14,11 +14,13 @@ pub mod leader;
 mod migrate;
 mod pool;
 mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use bind::column;
 pub use diesel_async::AsyncPgConnection;
 pub use dsn::{DatabaseUrl, DsnError};
-pub use error::{RETRY_AFTER_SECS, api_error, is_transient};
+pub use error::{RETRY_AFTER_SECS, api_error, is_transient, lost_connection};
 pub use migrate::{MIGRATIONS, MigrateError, migrate};
 pub use pool::{DbError, Pool, PoolSettings, PooledConn, PostgresCheck, build_pool, establish};
 pub use settings::{Settings, VARIABLES};

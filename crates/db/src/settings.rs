@@ -48,6 +48,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use galaxy_core::env::assert_each_names_its_variable;
 
     const DSN: (&str, &str) = (
         "BACKEND_POSTGRES_DSN",
@@ -64,14 +65,15 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        for (name, value) in [
-            ("BACKEND_POSTGRES_DSN", "mysql://x/y"),
-            ("BACKEND_POSTGRES_MAX_CONNECTIONS", "0"),
-            ("BACKEND_POSTGRES_STATEMENT_TIMEOUT", "0s"),
-        ] {
-            let err = Settings::from_env(&Env::from_pairs([DSN, (name, value)])).unwrap_err();
-            assert_eq!(err.variable, name, "{name}={value} gave {err}");
-        }
+        assert_each_names_its_variable(
+            Settings::from_env,
+            &[DSN],
+            &[
+                ("BACKEND_POSTGRES_DSN", "mysql://x/y"),
+                ("BACKEND_POSTGRES_MAX_CONNECTIONS", "0"),
+                ("BACKEND_POSTGRES_STATEMENT_TIMEOUT", "0s"),
+            ],
+        );
         let err = Settings::from_env(&Env::default()).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -2,12 +2,7 @@
 //! a connection terminated under a query and a statement timeout are 503
 //! `unavailable`; a constraint violation nobody handled is 500 `internal`.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use actix_web::ResponseError;
 use diesel_async::RunQueryDsl;

@@ -10,12 +10,7 @@
 //! A deliberate contraction (a release after the code stopped using a
 //! column) is listed in `CONTRACTIONS` with the migration that makes it.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::collections::BTreeMap;
 

@@ -2,12 +2,7 @@
 //! soon after the old one goes, and a leader whose session is cut steps
 //! down.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::time::{Duration, Instant};
 

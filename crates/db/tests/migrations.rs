@@ -1,11 +1,6 @@
 //! The schema contract: exactly the tables of SYSTEM.md §4, migrated once.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;

@@ -1,12 +1,7 @@
 //! Property: whatever the shared validators accept can be stored — JSON in
 //! a PostgreSQL `jsonb`, names in `text` — and no input makes them panic.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::sync::LazyLock;
 

@@ -251,38 +251,13 @@ fn parse_redis_url(raw: Option<&str>) -> Result<Option<Secret>, ConfigError> {
 }
 
 fn traces_exporter(env: &Env) -> Result<TracesExporter, ConfigError> {
-    Ok(
-        match env
-            .choice_or(
-                "GATEWAY_OTEL_TRACES_EXPORTER",
-                default_of("GATEWAY_OTEL_TRACES_EXPORTER"),
-                &["otlp", "none", "stdout"],
-            )?
-            .as_str()
-        {
-            "none" => TracesExporter::None,
-            "stdout" => TracesExporter::Stdout,
-            _ => TracesExporter::Otlp,
-        },
-    )
+    let name = "GATEWAY_OTEL_TRACES_EXPORTER";
+    env.pick_or(name, default_of(name), TracesExporter::OPTIONS)
 }
 
 fn metrics_exporter(env: &Env) -> Result<MetricsExporter, ConfigError> {
-    Ok(
-        match env
-            .choice_or(
-                "GATEWAY_OTEL_METRICS_EXPORTER",
-                default_of("GATEWAY_OTEL_METRICS_EXPORTER"),
-                &["otlp", "none", "stdout", "prometheus"],
-            )?
-            .as_str()
-        {
-            "none" => MetricsExporter::None,
-            "stdout" => MetricsExporter::Stdout,
-            "prometheus" => MetricsExporter::Prometheus,
-            _ => MetricsExporter::Otlp,
-        },
-    )
+    let name = "GATEWAY_OTEL_METRICS_EXPORTER";
+    env.pick_or(name, default_of(name), MetricsExporter::OPTIONS)
 }
 
 /// The machine's host name (what a container's `HOSTNAME` is), else `gateway`.

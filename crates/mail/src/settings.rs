@@ -213,14 +213,14 @@ fn smtp_from_env(r: &Reader<'_>) -> Result<SmtpSettings, ConfigError> {
     let port = r.count("BACKEND_SMTP_PORT")?;
     let username = r.optional("BACKEND_SMTP_USERNAME");
     let password = r.secret("BACKEND_SMTP_PASSWORD");
-    let tls = match r
-        .choice("BACKEND_SMTP_TLS_MODE", &["starttls", "tls", "none"])?
-        .as_str()
-    {
-        "starttls" => TlsMode::StartTls,
-        "tls" => TlsMode::Tls,
-        _ => TlsMode::None,
-    };
+    let tls = r.pick(
+        "BACKEND_SMTP_TLS_MODE",
+        &[
+            ("starttls", TlsMode::StartTls),
+            ("tls", TlsMode::Tls),
+            ("none", TlsMode::None),
+        ],
+    )?;
     let from = r.required("BACKEND_SMTP_FROM")?;
     let timeout = r.duration("BACKEND_SMTP_TIMEOUT")?;
     // `Name <addr@domain>` is checked by the mailer when it is built.
@@ -246,12 +246,15 @@ fn smtp_from_env(r: &Reader<'_>) -> Result<SmtpSettings, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use galaxy_core::env::assert_each_names_its_variable;
+
+    const BASE: &[(&str, &str)] = &[
+        ("BACKEND_SMTP_HOST", "localhost"),
+        ("BACKEND_SMTP_FROM", "galaxy@example.com"),
+    ];
 
     fn with(extra: &[(&'static str, &'static str)]) -> Result<Settings, ConfigError> {
-        let mut vars = vec![
-            ("BACKEND_SMTP_HOST", "localhost"),
-            ("BACKEND_SMTP_FROM", "galaxy@example.com"),
-        ];
+        let mut vars = BASE.to_vec();
         vars.extend_from_slice(extra);
         Settings::from_env(&Env::from_pairs(vars))
     }
@@ -277,18 +280,19 @@ mod tests {
 
     #[test]
     fn every_bad_value_names_its_variable() {
-        for (name, value) in [
-            ("BACKEND_SMTP_PORT", "70000"),
-            ("BACKEND_SMTP_PORT", "0"),
-            ("BACKEND_SMTP_TLS_MODE", "ssl"),
-            ("BACKEND_SMTP_FROM", "nobody"),
-            ("BACKEND_MAIL_WORKER_INTERVAL", "0s"),
-            ("BACKEND_MAIL_MAX_ATTEMPTS", "0"),
-            ("BACKEND_MAIL_RETRY_MAX", "1s"),
-        ] {
-            let err = with(&[(name, value)]).unwrap_err();
-            assert_eq!(err.variable, name, "{name}={value} gave {err}");
-        }
+        assert_each_names_its_variable(
+            Settings::from_env,
+            BASE,
+            &[
+                ("BACKEND_SMTP_PORT", "70000"),
+                ("BACKEND_SMTP_PORT", "0"),
+                ("BACKEND_SMTP_TLS_MODE", "ssl"),
+                ("BACKEND_SMTP_FROM", "nobody"),
+                ("BACKEND_MAIL_WORKER_INTERVAL", "0s"),
+                ("BACKEND_MAIL_MAX_ATTEMPTS", "0"),
+                ("BACKEND_MAIL_RETRY_MAX", "1s"),
+            ],
+        );
         assert!(with(&[("BACKEND_SMTP_FROM", "Galaxy <galaxy@example.com>")]).is_ok());
         assert_eq!(
             with(&[("BACKEND_SMTP_TLS_MODE", "TLS")]).unwrap().smtp.tls,

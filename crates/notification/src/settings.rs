@@ -44,6 +44,7 @@ impl NotificationSettings {
 
 #[cfg(test)]
 mod tests {
+    use galaxy_core::env::assert_each_names_its_variable;
     use std::time::Duration;
 
     use super::*;
@@ -61,15 +62,15 @@ mod tests {
         let env = Env::from_pairs([("BACKEND_NOTIFICATION_ADMIN_EMAIL", "ops@example.com")]);
         let s = NotificationSettings::from_env(&env).unwrap();
         assert_eq!(s.admin_email.as_deref(), Some("ops@example.com"));
-        for (name, value) in [
-            ("BACKEND_NOTIFICATION_ADMIN_EMAIL", "not-an-email"),
-            ("BACKEND_NOTIFICATION_ADMIN_EMAIL", " "),
-            ("BACKEND_NOTIFICATION_MAX_ATTEMPTS", "0"),
-            ("BACKEND_NOTIFICATION_WORKER_INTERVAL", "0s"),
-        ] {
-            let err =
-                NotificationSettings::from_env(&Env::from_pairs([(name, value)])).unwrap_err();
-            assert_eq!(err.variable, name, "{name}={value:?} gave {err}");
-        }
+        assert_each_names_its_variable(
+            NotificationSettings::from_env,
+            &[],
+            &[
+                ("BACKEND_NOTIFICATION_ADMIN_EMAIL", "not-an-email"),
+                ("BACKEND_NOTIFICATION_ADMIN_EMAIL", " "),
+                ("BACKEND_NOTIFICATION_MAX_ATTEMPTS", "0"),
+                ("BACKEND_NOTIFICATION_WORKER_INTERVAL", "0s"),
+            ],
+        );
     }
 }

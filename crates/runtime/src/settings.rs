@@ -49,17 +49,12 @@ pub enum PullPolicy {
 }
 
 impl PullPolicy {
-    /// The spellings [`PullPolicy::parse`] accepts.
-    pub const NAMES: &[&str] = &["if_missing", "always", "never"];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "if_missing" => Some(Self::IfMissing),
-            "always" => Some(Self::Always),
-            "never" => Some(Self::Never),
-            _ => None,
-        }
-    }
+    /// The spellings the variable accepts, each with its policy.
+    pub const OPTIONS: &[(&str, Self)] = &[
+        ("if_missing", Self::IfMissing),
+        ("always", Self::Always),
+        ("never", Self::Never),
+    ];
 }
 
 #[derive(Debug, Clone)]
@@ -84,11 +79,7 @@ impl RuntimeSettings {
             network: r.string("BACKEND_DOCKER_NETWORK"),
             reconcile_interval: r.duration("BACKEND_RUNTIME_RECONCILE_INTERVAL")?,
             turn_tick_interval: r.duration("BACKEND_RUNTIME_TURN_TICK_INTERVAL")?,
-            // `choice` admits only the names `parse` knows.
-            pull_policy: PullPolicy::parse(
-                &r.choice("BACKEND_RUNTIME_IMAGE_PULL_POLICY", PullPolicy::NAMES)?,
-            )
-            .unwrap_or(PullPolicy::IfMissing),
+            pull_policy: r.pick("BACKEND_RUNTIME_IMAGE_PULL_POLICY", PullPolicy::OPTIONS)?,
             start_timeout: r.duration("BACKEND_RUNTIME_START_TIMEOUT")?,
             limits: ResourceLimits::default(),
         })
@@ -98,6 +89,7 @@ impl RuntimeSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use galaxy_core::env::assert_each_names_its_variable;
 
     #[test]
     fn defaults_match_the_contract() {
@@ -120,13 +112,14 @@ mod tests {
             let env = Env::from_pairs([("BACKEND_RUNTIME_IMAGE_PULL_POLICY", raw)]);
             assert_eq!(RuntimeSettings::from_env(&env).unwrap().pull_policy, policy);
         }
-        for (name, value) in [
-            ("BACKEND_RUNTIME_IMAGE_PULL_POLICY", "sometimes"),
-            ("BACKEND_RUNTIME_TURN_TICK_INTERVAL", "0s"),
-            ("BACKEND_RUNTIME_START_TIMEOUT", "soon"),
-        ] {
-            let err = RuntimeSettings::from_env(&Env::from_pairs([(name, value)])).unwrap_err();
-            assert_eq!(err.variable, name, "{name}={value} gave {err}");
-        }
+        assert_each_names_its_variable(
+            RuntimeSettings::from_env,
+            &[],
+            &[
+                ("BACKEND_RUNTIME_IMAGE_PULL_POLICY", "sometimes"),
+                ("BACKEND_RUNTIME_TURN_TICK_INTERVAL", "0s"),
+                ("BACKEND_RUNTIME_START_TIMEOUT", "soon"),
+            ],
+        );
     }
 }

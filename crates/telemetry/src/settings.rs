@@ -26,34 +26,34 @@ pub const VARIABLES: &[Variable] = &[
     Variable::new("RUST_LOG", "info", "log filter"),
 ];
 
+impl TracesExporter {
+    /// The names an `*_OTEL_TRACES_EXPORTER` variable takes (spans have no
+    /// pull exporter).
+    pub const OPTIONS: &[(&str, Self)] = &[
+        ("otlp", Self::Otlp),
+        ("none", Self::None),
+        ("stdout", Self::Stdout),
+    ];
+}
+
+impl MetricsExporter {
+    /// The names an `*_OTEL_METRICS_EXPORTER` variable takes.
+    pub const OPTIONS: &[(&str, Self)] = &[
+        ("otlp", Self::Otlp),
+        ("none", Self::None),
+        ("stdout", Self::Stdout),
+        ("prometheus", Self::Prometheus),
+    ];
+}
+
 impl TelemetrySettings {
     /// The backend's exporters and log filter; `service.name` from
     /// `OTEL_SERVICE_NAME` as [`service_name_from_env`] reads it.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let r = Reader::new(env, VARIABLES);
-        let traces = match r
-            .choice("BACKEND_OTEL_TRACES_EXPORTER", &["otlp", "none", "stdout"])?
-            .as_str()
-        {
-            "otlp" => TracesExporter::Otlp,
-            "stdout" => TracesExporter::Stdout,
-            _ => TracesExporter::None,
-        };
-        let metrics = match r
-            .choice(
-                "BACKEND_OTEL_METRICS_EXPORTER",
-                &["otlp", "none", "stdout", "prometheus"],
-            )?
-            .as_str()
-        {
-            "otlp" => MetricsExporter::Otlp,
-            "stdout" => MetricsExporter::Stdout,
-            "prometheus" => MetricsExporter::Prometheus,
-            _ => MetricsExporter::None,
-        };
         Ok(Self {
-            traces,
-            metrics,
+            traces: r.pick("BACKEND_OTEL_TRACES_EXPORTER", TracesExporter::OPTIONS)?,
+            metrics: r.pick("BACKEND_OTEL_METRICS_EXPORTER", MetricsExporter::OPTIONS)?,
             prometheus_listen: Some(r.addr("BACKEND_OTEL_PROMETHEUS_LISTEN_ADDR")?),
             log_filter: r.string("RUST_LOG"),
             service_name: service_name_from_env(),
@@ -64,6 +64,7 @@ impl TelemetrySettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use galaxy_core::env::assert_each_names_its_variable;
 
     #[test]
     fn defaults_match_the_contract() {
@@ -86,14 +87,15 @@ mod tests {
             (s.traces, s.metrics, s.log_filter.as_str()),
             (TracesExporter::Stdout, MetricsExporter::Prometheus, "debug")
         );
-        for (name, value) in [
-            // spans have no pull exporter
-            ("BACKEND_OTEL_TRACES_EXPORTER", "prometheus"),
-            ("BACKEND_OTEL_METRICS_EXPORTER", "graphite"),
-            ("BACKEND_OTEL_PROMETHEUS_LISTEN_ADDR", "nowhere"),
-        ] {
-            let err = TelemetrySettings::from_env(&Env::from_pairs([(name, value)])).unwrap_err();
-            assert_eq!(err.variable, name, "{name}={value} gave {err}");
-        }
+        assert_each_names_its_variable(
+            TelemetrySettings::from_env,
+            &[],
+            &[
+                // spans have no pull exporter
+                ("BACKEND_OTEL_TRACES_EXPORTER", "prometheus"),
+                ("BACKEND_OTEL_METRICS_EXPORTER", "graphite"),
+                ("BACKEND_OTEL_PROMETHEUS_LISTEN_ADDR", "nowhere"),
+            ],
+        );
     }
 }

@@ -10,12 +10,7 @@
 //! mailin's `serve()` blocks forever, so the server runs on its own threads;
 //! they end with the test process.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test support: a failed setup step panics the test that asked for it"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support")]
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};

@@ -35,15 +35,11 @@ struct Inner {
 
 impl AccountCache {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        self.inner
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        galaxy_core::sync::read(&self.inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        self.inner
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        galaxy_core::sync::write(&self.inner)
     }
 
     pub fn replace_all(&self, accounts: Vec<Account>) {

@@ -11,11 +11,7 @@ pub enum UserError {
     Db(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for UserError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(DbError::Query(e))
-    }
-}
+galaxy_db::query_error_into_db!(UserError);
 
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
@@ -30,17 +26,12 @@ impl From<UserError> for ApiError {
 #[cfg(test)]
 mod tests {
     use actix_web::ResponseError;
-    use diesel::result::{DatabaseErrorKind, Error};
 
     use super::*;
 
     #[test]
     fn a_connection_lost_mid_query_is_unavailable_not_internal() {
-        let lost = Error::DatabaseError(
-            DatabaseErrorKind::UnableToSendCommand,
-            Box::new("connection closed".to_owned()),
-        );
-        let e = ApiError::from(UserError::from(lost));
+        let e = ApiError::from(UserError::from(galaxy_db::lost_connection()));
         assert_eq!((e.status_code().as_u16(), e.code()), (503, "unavailable"));
     }
 }

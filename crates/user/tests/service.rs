@@ -1,12 +1,7 @@
 //! The user service against a real PostgreSQL: creation on the caller's
 //! connection, write-through, failed commits, lifecycle events.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::cast_precision_loss,
-    reason = "test code: a failed step panics the test; rates are approximate figures"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::sync::{Arc, Mutex};
 
@@ -85,23 +80,9 @@ async fn a_failed_commit_leaves_the_cache_as_it_was() {
     users.warm().await.unwrap();
     let id = create(&db, &users, "bob@example.test", None).await;
     users.set_display_name(id, "Bob").await.unwrap();
-    {
-        let mut conn = db.pool().get().await.unwrap();
-        diesel::sql_query(
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN RAISE EXCEPTION 'refused by test'; END $$",
-        )
-        .execute(&mut conn)
+    galaxy_db::testing::refuse_updates(&db.pool(), "accounts")
         .await
         .unwrap();
-        diesel::sql_query(
-            "CREATE TRIGGER refuse_updates BEFORE UPDATE ON accounts \
-             FOR EACH ROW EXECUTE FUNCTION refuse()",
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
     assert!(matches!(
         users.set_display_name(id, "Robert").await,
         Err(UserError::Db(_))
@@ -185,30 +166,19 @@ async fn listing_filters_and_pages_newest_first() {
     assert_eq!(last.items.len(), 1);
     assert_eq!(last.items[0].id, ids[0]);
 
-    let by_name = users.list(
-        &AccountFilter {
-            q: Some("zed".into()),
-            status: None,
-        },
-        page(1, 50),
-    );
+    let search = |q: Option<&str>, status| {
+        let filter = AccountFilter {
+            q: q.map(str::to_owned),
+            status,
+        };
+        users.list(&filter, page(1, 50))
+    };
+    let by_name = search(Some("zed"), None);
     assert_eq!(by_name.items.len(), 1);
     assert_eq!(by_name.items[0].id, ids[1]);
-    let by_email = users.list(
-        &AccountFilter {
-            q: Some("U3@EXAMPLE".into()),
-            status: None,
-        },
-        page(1, 50),
-    );
+    let by_email = search(Some("U3@EXAMPLE"), None);
     assert_eq!(by_email.items[0].id, ids[3]);
-    let blocked = users.list(
-        &AccountFilter {
-            q: None,
-            status: Some(AccountStatus::Blocked),
-        },
-        page(1, 50),
-    );
+    let blocked = search(None, Some(AccountStatus::Blocked));
     assert_eq!(blocked.total, 1);
     assert_eq!(blocked.items[0].id, ids[2]);
 }

@@ -117,6 +117,11 @@ impl<'a> Reader<'a> {
         self.env.choice_or(name, self.default_of(name), allowed)
     }
 
+    /// The value paired with one of `options`' names (case-insensitive).
+    pub fn pick<T: Copy>(&self, name: &str, options: &[(&str, T)]) -> Result<T, ConfigError> {
+        self.env.pick_or(name, self.default_of(name), options)
+    }
+
     /// Any `FromStr` value.
     pub fn parse<T>(&self, name: &str) -> Result<T, ConfigError>
     where
@@ -137,6 +142,22 @@ impl<'a> Reader<'a> {
             return Err(ConfigError::new(name, "must be at least 1"));
         }
         Ok(v)
+    }
+}
+
+/// For the modules' settings tests: `from_env` refuses each `(name, value)`
+/// of `bad`, set over `base`, with an error that names `name`.
+pub fn assert_each_names_its_variable<T>(
+    from_env: impl Fn(&Env) -> Result<T, ConfigError>,
+    base: &[(&str, &str)],
+    bad: &[(&str, &str)],
+) {
+    for &(name, value) in bad {
+        let env = Env::from_pairs(base.iter().copied().chain([(name, value)]));
+        match from_env(&env) {
+            Ok(_) => panic!("{name}={value:?} was accepted"),
+            Err(err) => assert_eq!(err.variable, name, "{name}={value:?} gave {err}"),
+        }
     }
 }
 
@@ -171,6 +192,18 @@ mod tests {
         assert_eq!(r.optional("X_NOTE"), None);
         assert_eq!(r.string("X_NOTE"), "");
         assert!(DECLARED[2].is_required() && !DECLARED[3].is_required());
+        let options = [("two", 2), ("three", 3)];
+        assert_eq!(
+            r.pick("X_COUNT", &options).unwrap_err().problem,
+            "invalid value \"0\": expected one of two, three"
+        );
+        let env = Env::from_pairs([("X_COUNT", "Three")]);
+        assert_eq!(
+            Reader::new(&env, DECLARED)
+                .pick("X_COUNT", &options)
+                .unwrap(),
+            3
+        );
         let env = Env::from_pairs([("X_PERIOD", "0s")]);
         let err = Reader::new(&env, DECLARED)
             .duration("X_PERIOD")
