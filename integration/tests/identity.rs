@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use galaxy_integration::api::{call, delete, get, post};
+use galaxy_integration::api::{call, delete, get, get_json, post};
 use galaxy_integration::sql::count;
 use galaxy_integration::{Backend, BackendBuilder};
 use galaxy_testdb::{PrivateServer, TestDb};
@@ -235,20 +235,16 @@ async fn email_code_flow_from_gb_to_logout() {
     assert_eq!(signed["account"]["declared_country"], "GB");
     assert_eq!(signed["account"]["status"], "active");
 
-    let me: Value = get(b, "/api/v1/user/me", token).await.json().await.unwrap();
+    let me = get_json(b, "/api/v1/user/me", token).await;
     assert_eq!(me["declared_country"], "GB");
     assert_eq!(me["id"], signed["account"]["id"]);
 
     let r = rename(b, token, "Captain Ann").await;
     assert_eq!(r.status(), 200);
-    let me: Value = get(b, "/api/v1/user/me", token).await.json().await.unwrap();
+    let me = get_json(b, "/api/v1/user/me", token).await;
     assert_eq!(me["display_name"], "Captain Ann");
 
-    let sessions: Value = get(b, "/api/v1/auth/sessions", token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let sessions = get_json(b, "/api/v1/auth/sessions", token).await;
     let sessions = sessions.as_array().unwrap();
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0]["current"], true);
@@ -354,11 +350,7 @@ async fn local_address_has_no_country_and_gb_requests_are_counted() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let me: Value = get(b, "/api/v1/user/me", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me = get_json(b, "/api/v1/user/me", &token).await;
     assert_eq!(
         me["declared_country"],
         Value::Null,
@@ -369,13 +361,13 @@ async fn local_address_has_no_country_and_gb_requests_are_counted() {
     let id = signed["account"]["id"].as_str().unwrap().to_owned();
     let path = format!("/api/v1/admin/users/{id}");
     b.eventually(Duration::from_secs(10), "GB counter flushed", || async {
-        let d: Value = get(b, &path, &admin).await.json().await.unwrap();
+        let d = get_json(b, &path, &admin).await;
         d["country_counters"]
             .as_array()
             .is_some_and(|c| c.len() == 1 && c[0]["country"] == "GB" && c[0]["request_count"] == n)
     })
     .await;
-    let d: Value = get(b, &path, &admin).await.json().await.unwrap();
+    let d = get_json(b, &path, &admin).await;
     assert_eq!(d["email"], "eve@example.test");
     assert_eq!(d["declared_country"], Value::Null);
     assert_eq!(d["active_sessions"].as_array().unwrap().len(), 1);
@@ -421,11 +413,7 @@ async fn bad_input_is_refused_and_nothing_is_written() {
     )
     .await;
     problem(r, 400, "validation_failed").await;
-    let me: Value = get(b, "/api/v1/user/me", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me = get_json(b, "/api/v1/user/me", &token).await;
     assert!(me["display_name"].as_str().unwrap().starts_with("Player "));
 
     for email in [
@@ -534,11 +522,7 @@ async fn restarts_keep_sessions_and_exactly_one_bootstrap_admin() {
     let b = &s.backend;
     assert_eq!(admin_login(b, "changed-password-2").await.status(), 401);
     assert_eq!(admin_login(b, ADMIN_PASSWORD).await.status(), 200);
-    let list: Value = get(b, "/api/v1/admin/admins", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(b, "/api/v1/admin/admins", &admin).await;
     assert_eq!(list["total"], 1);
     assert_eq!(list["items"][0]["username"], ADMIN);
 }
@@ -618,17 +602,9 @@ async fn token_kinds_never_cross_and_sessions_stay_private() {
     .await;
     assert_eq!(get(b, "/api/v1/admin/users", &admin).await.status(), 200);
 
-    let bobs: Value = get(b, "/api/v1/auth/sessions", &bob)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let bobs = get_json(b, "/api/v1/auth/sessions", &bob).await;
     let bob_session = bobs[0]["id"].as_str().unwrap().to_owned();
-    let anns: Value = get(b, "/api/v1/auth/sessions", &ann)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let anns = get_json(b, "/api/v1/auth/sessions", &ann).await;
     assert_eq!(anns.as_array().unwrap().len(), 1);
     assert_ne!(anns[0]["id"], bobs[0]["id"]);
 
@@ -661,25 +637,13 @@ async fn admin_surface_over_users_and_admins() {
     let ann_id = signed["account"]["id"].as_str().unwrap().to_owned();
     let bob_id = bob_signed["account"]["id"].as_str().unwrap().to_owned();
 
-    let list: Value = get(b, "/api/v1/admin/users?page_size=1", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(b, "/api/v1/admin/users?page_size=1", &admin).await;
     assert_eq!(list["total"], 2);
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_eq!(list["items"][0]["id"], bob_id, "newest first");
-    let q: Value = get(b, "/api/v1/admin/users?q=zed", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let q = get_json(b, "/api/v1/admin/users?q=zed", &admin).await;
     assert_eq!(q["total"], 1);
-    let q: Value = get(b, "/api/v1/admin/users?q=ANN@", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let q = get_json(b, "/api/v1/admin/users?q=ANN@", &admin).await;
     assert_eq!(q["items"][0]["id"], ann_id);
 
     // Block: sessions revoked, sign-in refused; unblock restores sign-in.
@@ -688,11 +652,7 @@ async fn admin_surface_over_users_and_admins() {
     let blocked: Value = r.json().await.unwrap();
     assert_eq!(blocked["status"], "blocked");
     assert_eq!(get(b, "/api/v1/user/me", &ann).await.status(), 401);
-    let st: Value = get(b, "/api/v1/admin/users?status=blocked", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let st = get_json(b, "/api/v1/admin/users?status=blocked", &admin).await;
     assert_eq!(st["total"], 1);
     let challenge = request_code(b, "ann@example.test", None).await;
     let code = code_for(&s.db, "ann@example.test").await;
@@ -722,11 +682,7 @@ async fn admin_surface_over_users_and_admins() {
     let r = delete(b, "/api/v1/user/me", &bob).await;
     assert_eq!(r.status(), 204);
     assert_eq!(get(b, "/api/v1/user/me", &bob).await.status(), 401);
-    let d: Value = get(b, &format!("/api/v1/admin/users/{bob_id}"), &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let d = get_json(b, &format!("/api/v1/admin/users/{bob_id}"), &admin).await;
     assert_eq!(d["status"], "deleted");
     assert_eq!(d["active_sessions"].as_array().unwrap().len(), 0);
     let r = admin_user_action(b, &admin, &bob_id, "unblock").await;

@@ -5,6 +5,7 @@ use actix_web::HttpResponse;
 use actix_web::http::{StatusCode, header};
 use chrono::{DateTime, Utc};
 use galaxy_core::Paged;
+use galaxy_core::percent::encode_component;
 use maud::{DOCTYPE, Markup, html};
 
 use crate::session::ConsoleAdmin;
@@ -98,19 +99,6 @@ pub fn opt_time(t: &Option<DateTime<Utc>>) -> String {
     t.as_ref().map(time).unwrap_or_default()
 }
 
-/// Query-string encoding of one value.
-pub fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// "Page N of M" with previous/next links keeping `filters` (already
 /// `k=v&` encoded pairs).
 pub fn pager<T>(path: &str, filters: &[(&str, &str)], paged: &Paged<T>) -> Markup {
@@ -122,7 +110,7 @@ pub fn pager<T>(path: &str, filters: &[(&str, &str)], paged: &Paged<T>) -> Marku
     let link = |page: u32| {
         let mut q = format!("{path}?page={page}&page_size={}", paged.page_size);
         for (k, v) in filters.iter().filter(|(_, v)| !v.is_empty()) {
-            q.push_str(&format!("&{k}={}", enc(v)));
+            q.push_str(&format!("&{k}={}", encode_component(v)));
         }
         q
     };
@@ -152,6 +140,6 @@ mod tests {
         let hostile = "<img src=x onerror=alert(1)>";
         let out = maud::html! { td { (hostile) } }.into_string();
         assert_eq!(out, "<td>&lt;img src=x onerror=alert(1)&gt;</td>");
-        assert_eq!(super::enc("a b&c"), "a%20b%26c");
+        assert_eq!(super::encode_component("a b&c"), "a%20b%26c");
     }
 }

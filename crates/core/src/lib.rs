@@ -17,6 +17,7 @@ mod problem;
 mod readiness;
 mod request;
 mod request_id;
+pub mod percent;
 pub mod schema_rules;
 mod signal;
 mod source_ip;

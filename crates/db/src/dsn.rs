@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use galaxy_core::percent::encode_component;
 use url::Url;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +66,7 @@ impl DatabaseUrl {
         // Built by hand: tokio-postgres does not decode `+` as a space.
         let query = kept
             .iter()
-            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+            .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
             .collect::<Vec<_>>()
             .join("&");
         url.set_query(Some(&query));
@@ -94,17 +95,6 @@ impl DatabaseUrl {
             schema: self.schema.clone(),
         }
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Lower-case identifier that needs no quoting.

@@ -19,11 +19,7 @@ pub enum MigrateError {
     Migration(String),
 }
 
-impl From<diesel::result::Error> for MigrateError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(DbError::Query(e))
-    }
-}
+crate::query_error_into_db!(MigrateError);
 
 /// Creates the schema and applies pending migrations under a session-level
 /// advisory lock, so two processes starting together migrate once. Returns

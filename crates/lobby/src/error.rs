@@ -69,11 +69,7 @@ impl LobbyError {
     }
 }
 
-impl From<diesel::result::Error> for LobbyError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(DbError::Query(e))
-    }
-}
+galaxy_db::query_error_into_db!(LobbyError);
 
 impl From<LobbyError> for ApiError {
     fn from(e: LobbyError) -> Self {

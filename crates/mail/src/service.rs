@@ -22,11 +22,7 @@ pub enum MailError {
     Db(#[from] galaxy_db::DbError),
 }
 
-impl From<diesel::result::Error> for MailError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e.into())
-    }
-}
+galaxy_db::query_error_into_db!(MailError);
 
 impl From<MailError> for ApiError {
     fn from(e: MailError) -> Self {

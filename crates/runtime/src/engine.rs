@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use galaxy_core::percent::encode_component;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -88,7 +89,7 @@ impl EngineClient {
         race: &str,
         orders: &Value,
     ) -> Result<(), RuntimeError> {
-        let url = format!("{endpoint}/v1/players/{}/orders", encode(race));
+        let url = format!("{endpoint}/v1/players/{}/orders", encode_component(race));
         self.call(self.http.post(url).json(orders)).await.map(drop)
     }
 
@@ -100,7 +101,7 @@ impl EngineClient {
     ) -> Result<Value, RuntimeError> {
         let mut req = self
             .http
-            .get(format!("{endpoint}/v1/players/{}/report", encode(race)));
+            .get(format!("{endpoint}/v1/players/{}/report", encode_component(race)));
         if let Some(t) = turn {
             req = req.query(&[("turn", t)]);
         }
@@ -127,25 +128,3 @@ impl EngineClient {
     }
 }
 
-/// Percent-encodes a race name for one path segment.
-fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn encodes_path_segments() {
-        assert_eq!(super::encode("Zorg"), "Zorg");
-        assert_eq!(super::encode("a b/c"), "a%20b%2Fc");
-        assert_eq!(super::encode("é"), "%C3%A9");
-    }
-}

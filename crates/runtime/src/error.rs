@@ -44,11 +44,7 @@ pub enum RuntimeError {
     Reaction(ApiError),
 }
 
-impl From<diesel::result::Error> for RuntimeError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e.into())
-    }
-}
+galaxy_db::query_error_into_db!(RuntimeError);
 
 impl From<RuntimeError> for ApiError {
     fn from(e: RuntimeError) -> Self {

@@ -2,6 +2,7 @@
 //! games, and engine versions.
 
 use actix_web::{HttpResponse, web};
+use galaxy_core::percent::encode_component;
 use galaxy_core::{ApiError, Paged};
 use galaxy_lobby::GameStatus;
 use galaxy_runtime::{Actor, EngineVersionStatus};
@@ -241,7 +242,7 @@ pub async fn versions(
                     td class={ "status-" (v.status) } { (v.status) }
                     td { (html::time(&v.created_at)) }
                     td {
-                        form.inline method="post" action={ "/console/engine-versions/" (html::enc(&v.version)) "/status" } {
+                        form.inline method="post" action={ "/console/engine-versions/" (encode_component(&v.version)) "/status" } {
                             input type="hidden" name="csrf" value=(admin.csrf);
                             select name="status" { @for s in statuses { option value=(s) selected[v.status.as_str() == s] { (s) } } }
                             " " button type="submit" { "Set" }
