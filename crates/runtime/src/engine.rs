@@ -99,9 +99,10 @@ impl EngineClient {
         race: &str,
         turn: Option<u32>,
     ) -> Result<Value, RuntimeError> {
-        let mut req = self
-            .http
-            .get(format!("{endpoint}/v1/players/{}/report", encode_component(race)));
+        let mut req = self.http.get(format!(
+            "{endpoint}/v1/players/{}/report",
+            encode_component(race)
+        ));
         if let Some(t) = turn {
             req = req.query(&[("turn", t)]);
         }
@@ -127,4 +128,3 @@ impl EngineClient {
         }
     }
 }
-
