@@ -632,7 +632,7 @@ async fn admin_surface_over_users_and_admins() {
     let b = &s.backend;
     let (ann, signed) = sign_in(&s, "ann@example.test", None).await;
     let (bob, bob_signed) = sign_in(&s, "bob@example.test", None).await;
-    let _ = rename(b, &bob, "Zed Bob").await;
+    assert_eq!(rename(b, &bob, "Zed Bob").await.status(), 200);
     let admin = admin_token(b).await;
     let ann_id = signed["account"]["id"].as_str().unwrap().to_owned();
     let bob_id = bob_signed["account"]["id"].as_str().unwrap().to_owned();
