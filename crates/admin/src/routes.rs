@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use galaxy_auth::SessionView;
+use galaxy_core::openapi_responses::{AdminSessionRequired, BadPage, MalformedId};
 use galaxy_core::{AdminPrincipal, ApiError, PageQuery, Paged, Problem, SourceIp, Validator};
 use galaxy_geo::CountryCounter;
 use galaxy_user::{Account, AccountFilter, AccountStatus};
@@ -83,6 +84,11 @@ pub struct UserDetail {
     pub active_sessions: Vec<SessionView>,
 }
 
+galaxy_core::problem_responses! {
+    /// 404 of the `/api/v1/admin/users/{id}…` routes.
+    struct NoSuchAccount = (404, "No such account");
+}
+
 const MAX_PASSWORD: usize = 1024;
 
 /// Mounts the admin routes with `service` as their app data. The
@@ -139,7 +145,7 @@ async fn login(
     security(("admin_token" = [])),
     responses(
         (status = 204, description = "Signed out"),
-        (status = 401, description = "Missing, invalid or expired admin session", body = Problem)))]
+        AdminSessionRequired))]
 #[tracing::instrument(skip_all, fields(admin_id = %who.admin_id))]
 async fn logout(
     admin: web::Data<dyn AdminService>,
@@ -155,8 +161,8 @@ async fn logout(
     request_body = PasswordChange,
     responses(
         (status = 204, description = "Changed; other sessions revoked"),
+        AdminSessionRequired,
         (status = 400, description = "New password too short or too long (`validation_failed`)", body = Problem),
-        (status = 401, description = "Missing, invalid or expired admin session", body = Problem),
         (status = 403, description = "The current password is wrong (`wrong_password`)", body = Problem)))]
 #[tracing::instrument(skip_all, fields(admin_id = %who.admin_id))]
 async fn change_password(
@@ -188,8 +194,7 @@ async fn change_password(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of admins", body = Paged<AdminView>),
-        (status = 400, description = "Bad page parameters (`validation_failed`)", body = Problem),
-        (status = 401, description = "Missing, invalid or expired admin session", body = Problem)))]
+        AdminSessionRequired, BadPage))]
 #[tracing::instrument(skip_all, fields(admin_id = %who.admin_id))]
 async fn list_admins(
     admin: web::Data<dyn AdminService>,
@@ -206,8 +211,8 @@ async fn list_admins(
     request_body = NewAdmin,
     responses(
         (status = 201, description = "Created", body = AdminView),
+        AdminSessionRequired,
         (status = 400, description = "Bad username or password (`validation_failed`)", body = Problem),
-        (status = 401, description = "Missing, invalid or expired admin session", body = Problem),
         (status = 409, description = "The username is taken (`username_taken`)", body = Problem)))]
 #[tracing::instrument(skip_all, fields(admin_id = %who.admin_id))]
 async fn create_admin(
@@ -242,8 +247,8 @@ async fn create_admin(
     params(AdminUsersQuery),
     responses(
         (status = 200, description = "A page of accounts", body = Paged<Account>),
-        (status = 400, description = "Bad query (`validation_failed`)", body = Problem),
-        (status = 401, description = "Missing, invalid or expired admin session", body = Problem)))]
+        AdminSessionRequired,
+        (status = 400, description = "Bad query (`validation_failed`)", body = Problem)))]
 #[tracing::instrument(skip_all, fields(admin_id = %who.admin_id))]
 async fn list_users(
     admin: web::Data<dyn AdminService>,
@@ -276,9 +281,7 @@ async fn list_users(
     params(("id" = Uuid, Path, description = "Account id")),
     responses(
         (status = 200, description = "The account", body = UserDetail),
-        (status = 400, description = "Not a UUID (`validation_failed`)", body = Problem),
-        (status = 401, description = "Missing, invalid or expired admin session", body = Problem),
-        (status = 404, description = "No such account", body = Problem)))]
+        AdminSessionRequired, MalformedId, NoSuchAccount))]
 #[tracing::instrument(skip_all, fields(admin_id = %who.admin_id))]
 async fn user_detail(
     admin: web::Data<dyn AdminService>,
@@ -299,9 +302,7 @@ async fn user_detail(
     params(("id" = Uuid, Path, description = "Account id")),
     responses(
         (status = 200, description = "The blocked account", body = Account),
-        (status = 400, description = "Not a UUID (`validation_failed`)", body = Problem),
-        (status = 401, description = "Missing, invalid or expired admin session", body = Problem),
-        (status = 404, description = "No such account", body = Problem),
+        AdminSessionRequired, MalformedId, NoSuchAccount,
         (status = 409, description = "The account is deleted (`account_deleted`)", body = Problem)))]
 #[tracing::instrument(skip_all, fields(admin_id = %who.admin_id))]
 async fn block_user(
@@ -318,9 +319,7 @@ async fn block_user(
     params(("id" = Uuid, Path, description = "Account id")),
     responses(
         (status = 200, description = "The active account", body = Account),
-        (status = 400, description = "Not a UUID (`validation_failed`)", body = Problem),
-        (status = 401, description = "Missing, invalid or expired admin session", body = Problem),
-        (status = 404, description = "No such account", body = Problem),
+        AdminSessionRequired, MalformedId, NoSuchAccount,
         (status = 409, description = "The account is deleted (`account_deleted`)", body = Problem)))]
 #[tracing::instrument(skip_all, fields(admin_id = %who.admin_id))]
 async fn unblock_user(
@@ -337,9 +336,7 @@ async fn unblock_user(
     params(("id" = Uuid, Path, description = "Account id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 400, description = "Not a UUID (`validation_failed`)", body = Problem),
-        (status = 401, description = "Missing, invalid or expired admin session", body = Problem),
-        (status = 404, description = "No such account", body = Problem)))]
+        AdminSessionRequired, MalformedId, NoSuchAccount))]
 #[tracing::instrument(skip_all, fields(admin_id = %who.admin_id))]
 async fn revoke_sessions(
     admin: web::Data<dyn AdminService>,

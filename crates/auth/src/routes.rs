@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
+use galaxy_core::openapi_responses::{MalformedId, UserSessionRequired};
 use galaxy_core::{ApiError, Problem, SourceIp, UserPrincipal};
 use galaxy_user::{Account, normalize_email};
 use serde::{Deserialize, Serialize};
@@ -133,7 +134,7 @@ async fn verify_code(
     security(("user_token" = [])),
     responses(
         (status = 204, description = "Signed out"),
-        (status = 401, description = "Missing, invalid or expired session", body = Problem)))]
+        UserSessionRequired))]
 #[tracing::instrument(skip_all, fields(account_id = %who.account_id))]
 async fn logout(
     auth: web::Data<dyn AuthService>,
@@ -148,7 +149,7 @@ async fn logout(
     security(("user_token" = [])),
     responses(
         (status = 200, description = "Live sessions", body = [OwnSession]),
-        (status = 401, description = "Missing, invalid or expired session", body = Problem)))]
+        UserSessionRequired))]
 #[tracing::instrument(skip_all, fields(account_id = %who.account_id))]
 async fn list_sessions(
     auth: web::Data<dyn AuthService>,
@@ -171,8 +172,7 @@ async fn list_sessions(
     params(("id" = Uuid, Path, description = "Session id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 400, description = "Not a UUID (`validation_failed`)", body = Problem),
-        (status = 401, description = "Missing, invalid or expired session", body = Problem),
+        UserSessionRequired, MalformedId,
         (status = 404, description = "No such session of the caller", body = Problem)))]
 #[tracing::instrument(skip_all, fields(account_id = %who.account_id))]
 async fn revoke_session(

@@ -9,6 +9,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
+use galaxy_core::openapi_responses::{AdminSessionRequired, BadPage};
 use galaxy_core::{AdminPrincipal, AdminSessionResolver, ApiError, PageQuery, Paged, Problem};
 use utoipa::OpenApi;
 
@@ -79,8 +80,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, log: Arc<AuditLog>) {
     params(PageQuery),
     responses(
         (status = 200, description = "A page of audit entries, newest first", body = Paged<AuditEntry>),
-        (status = 400, description = "Bad page parameters (`validation_failed`)", body = Problem),
-        (status = 401, description = "Missing, invalid or expired admin session", body = Problem),
+        AdminSessionRequired, BadPage,
         (status = 503, description = "The database is unavailable (`unavailable`, `Retry-After`)", body = Problem)))]
 #[tracing::instrument(skip_all, fields(admin_id = %who.admin_id))]
 async fn list_audit(

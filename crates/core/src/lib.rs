@@ -11,6 +11,7 @@ pub mod failpoint;
 pub mod healthcheck;
 pub mod http;
 mod ids;
+pub mod openapi_responses;
 mod pagination;
 pub mod percent;
 mod principal;
@@ -22,6 +23,8 @@ pub mod schema_rules;
 mod signal;
 mod source_ip;
 pub mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod validate;
 
 pub use ids::new_id;

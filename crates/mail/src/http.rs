@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
+use galaxy_core::openapi_responses::{AdminSessionRequired, BadPage, MalformedId};
 use galaxy_core::{AdminPrincipal, ApiError, PageQuery, Paged, Problem};
 use utoipa::OpenApi;
 use uuid::Uuid;
@@ -35,21 +36,34 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     MailDoc::openapi()
 }
 
+galaxy_core::problem_responses! {
+    /// 404 of the `/api/v1/admin/mail/deliveries/{delivery_id}…` routes.
+    struct NoSuchDelivery = (404, "No such delivery");
+}
+
+/// A page of deliveries, newest first: every one, or only the dead-lettered.
+async fn deliveries_page(
+    mail: &dyn MailService,
+    q: PageQuery,
+    dead_letters_only: bool,
+) -> Result<HttpResponse, ApiError> {
+    let page = q.validate()?;
+    Ok(HttpResponse::Ok().json(mail.deliveries(dead_letters_only, page).await?))
+}
+
 /// Every mail delivery, newest first.
 #[utoipa::path(get, path = "/api/v1/admin/mail/deliveries", tag = "admin-mail",
     security(("admin_token" = [])), params(PageQuery),
     responses(
         (status = 200, description = "A page of deliveries, newest first", body = Paged<Delivery>),
-        (status = 400, description = "Bad page parameters", body = Problem),
-        (status = 401, description = "Missing or invalid admin session", body = Problem)))]
+        AdminSessionRequired, BadPage))]
 #[tracing::instrument(skip_all, fields(admin_id = %admin.admin_id))]
 async fn list_deliveries(
     admin: AdminPrincipal,
     mail: web::Data<dyn MailService>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = q.into_inner().validate()?;
-    Ok(HttpResponse::Ok().json(mail.deliveries(false, page).await?))
+    deliveries_page(&**mail, q.into_inner(), false).await
 }
 
 /// Dead-lettered mail deliveries, newest first.
@@ -57,16 +71,14 @@ async fn list_deliveries(
     security(("admin_token" = [])), params(PageQuery),
     responses(
         (status = 200, description = "A page of dead-lettered deliveries, newest first", body = Paged<Delivery>),
-        (status = 400, description = "Bad page parameters", body = Problem),
-        (status = 401, description = "Missing or invalid admin session", body = Problem)))]
+        AdminSessionRequired, BadPage))]
 #[tracing::instrument(skip_all, fields(admin_id = %admin.admin_id))]
 async fn list_dead_letters(
     admin: AdminPrincipal,
     mail: web::Data<dyn MailService>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = q.into_inner().validate()?;
-    Ok(HttpResponse::Ok().json(mail.deliveries(true, page).await?))
+    deliveries_page(&**mail, q.into_inner(), true).await
 }
 
 /// One mail delivery (without subject and body, which can carry sign-in codes).
@@ -75,9 +87,7 @@ async fn list_dead_letters(
     params(("delivery_id" = Uuid, Path, description = "Delivery id")),
     responses(
         (status = 200, description = "The delivery", body = Delivery),
-        (status = 400, description = "Malformed id", body = Problem),
-        (status = 401, description = "Missing or invalid admin session", body = Problem),
-        (status = 404, description = "No such delivery", body = Problem)))]
+        AdminSessionRequired, MalformedId, NoSuchDelivery))]
 #[tracing::instrument(skip_all, fields(admin_id = %admin.admin_id, delivery_id = %id))]
 async fn get_delivery(
     admin: AdminPrincipal,
@@ -93,9 +103,8 @@ async fn get_delivery(
     params(("delivery_id" = Uuid, Path, description = "Delivery id"), PageQuery),
     responses(
         (status = 200, description = "A page of attempts, newest first", body = Paged<Attempt>),
-        (status = 400, description = "Malformed id or page parameters", body = Problem),
-        (status = 401, description = "Missing or invalid admin session", body = Problem),
-        (status = 404, description = "No such delivery", body = Problem)))]
+        AdminSessionRequired, NoSuchDelivery,
+        (status = 400, description = "Malformed id or page parameters", body = Problem)))]
 #[tracing::instrument(skip_all, fields(admin_id = %admin.admin_id, delivery_id = %id))]
 async fn list_attempts(
     admin: AdminPrincipal,
@@ -119,9 +128,7 @@ async fn list_attempts(
     params(("delivery_id" = Uuid, Path, description = "Delivery id")),
     responses(
         (status = 202, description = "Re-armed: pending, due now, cycle counter reset", body = Delivery),
-        (status = 400, description = "Malformed id", body = Problem),
-        (status = 401, description = "Missing or invalid admin session", body = Problem),
-        (status = 404, description = "No such delivery", body = Problem),
+        AdminSessionRequired, MalformedId, NoSuchDelivery,
         (status = 409, description = "Already sent (code `already_sent`)", body = Problem)))]
 #[tracing::instrument(skip_all, fields(admin_id = %admin.admin_id, delivery_id = %id))]
 async fn resend(

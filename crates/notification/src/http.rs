@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
+use galaxy_core::openapi_responses::{AdminSessionRequired, MalformedId, UserSessionRequired};
 use galaxy_core::{AdminPrincipal, ApiError, PageQuery, Paged, Problem, UserPrincipal};
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
@@ -56,17 +57,13 @@ pub struct InboxQuery {
 }
 
 /// The caller's notifications, newest first (or, with `after`, oldest first after a cursor).
-#[utoipa::path(
-    get, path = "/api/v1/user/notifications", tag = "notifications",
-    params(PageQuery, InboxQuery),
-    security(("user_token" = [])),
+#[utoipa::path(get, path = "/api/v1/user/notifications", tag = "notifications",
+    params(PageQuery, InboxQuery), security(("user_token" = [])),
     responses(
         (status = 200, description = "A page of the inbox", body = Paged<InboxItem>),
-        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid session", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`after` is not one of the caller's notifications", body = Problem, content_type = "application/problem+json"),
-    )
-)]
+        UserSessionRequired,
+        (status = 400, description = "Bad query", body = Problem),
+        (status = 404, description = "`after` is not one of the caller's notifications", body = Problem)))]
 #[tracing::instrument(skip_all, fields(account_id = %user.account_id))]
 async fn inbox(
     service: Service,
@@ -88,17 +85,13 @@ async fn inbox(
 }
 
 /// Marks one of the caller's notifications read (idempotent).
-#[utoipa::path(
-    post, path = "/api/v1/user/notifications/{id}/read", tag = "notifications",
+#[utoipa::path(post, path = "/api/v1/user/notifications/{id}/read", tag = "notifications",
     params(("id" = Uuid, Path, description = "Inbox entry (route) id")),
     security(("user_token" = [])),
     responses(
         (status = 204, description = "Marked read"),
-        (status = 400, description = "Bad id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid session", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not one of the caller's notifications", body = Problem, content_type = "application/problem+json"),
-    )
-)]
+        UserSessionRequired, MalformedId,
+        (status = 404, description = "Not one of the caller's notifications", body = Problem)))]
 #[tracing::instrument(skip_all, fields(account_id = %user.account_id))]
 async fn mark_read(
     service: Service,
@@ -121,17 +114,29 @@ pub struct IntentsQuery {
     pub kind: Option<String>,
 }
 
+/// A listing filter from the query string: absent or empty is no filter;
+/// any other value must be `known`, else the request is 400 on `field`
+/// saying `must`.
+fn filter(
+    field: &str,
+    value: Option<String>,
+    known: impl Fn(&str) -> bool,
+    must: impl Into<String>,
+) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) if !known(&v) => Err(ApiError::invalid_field(field, must)),
+        v => Ok(v),
+    }
+}
+
 /// Intents, newest first.
-#[utoipa::path(
-    get, path = "/api/v1/admin/notifications/intents", tag = "admin-notifications",
-    params(PageQuery, IntentsQuery),
-    security(("admin_token" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/notifications/intents", tag = "admin-notifications",
+    params(PageQuery, IntentsQuery), security(("admin_token" = [])),
     responses(
         (status = 200, description = "A page of intents", body = Paged<IntentView>),
-        (status = 400, description = "Bad query (unknown kind, bad page)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid admin session", body = Problem, content_type = "application/problem+json"),
-    )
-)]
+        AdminSessionRequired,
+        (status = 400, description = "Bad query (unknown kind, bad page)", body = Problem)))]
 #[tracing::instrument(skip_all, fields(admin = %admin.username))]
 async fn list_intents(
     service: Service,
@@ -140,28 +145,19 @@ async fn list_intents(
     query: web::Query<IntentsQuery>,
 ) -> Result<web::Json<Paged<IntentView>>, ApiError> {
     let page = page.into_inner().validate()?;
-    let q = query.into_inner();
-    let kind = q.kind.filter(|k| !k.is_empty());
-    if let Some(k) = &kind
-        && catalog::spec(k).is_none()
-    {
-        return Err(ApiError::invalid_field("kind", "is not a catalog kind"));
-    }
+    let IntentsQuery { kind } = query.into_inner();
+    let must = "is not a catalog kind";
+    let kind = filter("kind", kind, |k| catalog::spec(k).is_some(), must)?;
     Ok(web::Json(service.intents(kind.as_deref(), page).await?))
 }
 
 /// One intent with its routes.
-#[utoipa::path(
-    get, path = "/api/v1/admin/notifications/intents/{id}", tag = "admin-notifications",
-    params(("id" = Uuid, Path, description = "Intent id")),
-    security(("admin_token" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/notifications/intents/{id}", tag = "admin-notifications",
+    params(("id" = Uuid, Path, description = "Intent id")), security(("admin_token" = [])),
     responses(
         (status = 200, description = "The intent and its routes", body = IntentDetail),
-        (status = 400, description = "Bad id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid admin session", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such intent", body = Problem, content_type = "application/problem+json"),
-    )
-)]
+        AdminSessionRequired, MalformedId,
+        (status = 404, description = "No such intent", body = Problem)))]
 #[tracing::instrument(skip_all, fields(admin = %admin.username))]
 async fn intent_detail(
     service: Service,
@@ -180,16 +176,12 @@ pub struct RoutesQuery {
 }
 
 /// Routes, newest first, optionally by status.
-#[utoipa::path(
-    get, path = "/api/v1/admin/notifications/routes", tag = "admin-notifications",
-    params(PageQuery, RoutesQuery),
-    security(("admin_token" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/notifications/routes", tag = "admin-notifications",
+    params(PageQuery, RoutesQuery), security(("admin_token" = [])),
     responses(
         (status = 200, description = "A page of routes", body = Paged<RouteView>),
-        (status = 400, description = "Bad query (unknown status, bad page)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid admin session", body = Problem, content_type = "application/problem+json"),
-    )
-)]
+        AdminSessionRequired,
+        (status = 400, description = "Bad query (unknown status, bad page)", body = Problem)))]
 #[tracing::instrument(skip_all, fields(admin = %admin.username))]
 async fn list_routes(
     service: Service,
@@ -198,16 +190,9 @@ async fn list_routes(
     query: web::Query<RoutesQuery>,
 ) -> Result<web::Json<Paged<RouteView>>, ApiError> {
     let page = page.into_inner().validate()?;
-    let q = query.into_inner();
-    let status = q.status.filter(|s| !s.is_empty());
-    if let Some(s) = &status
-        && !STATUSES.contains(&s.as_str())
-    {
-        return Err(ApiError::invalid_field(
-            "status",
-            format!("must be one of {}", STATUSES.join(", ")),
-        ));
-    }
+    let RoutesQuery { status } = query.into_inner();
+    let must = format!("must be one of {}", STATUSES.join(", "));
+    let status = filter("status", status, |s| STATUSES.contains(&s), must)?;
     Ok(web::Json(service.routes(status.as_deref(), page).await?))
 }
 
@@ -217,18 +202,13 @@ async fn list_routes(
 /// to the subscribed gateways. An email route follows its mail instead:
 /// resend the mail (`POST /api/v1/admin/mail/deliveries/{id}/resend`), and
 /// the route goes back to `pending` with it.
-#[utoipa::path(
-    post, path = "/api/v1/admin/notifications/routes/{id}/retry", tag = "admin-notifications",
-    params(("id" = Uuid, Path, description = "Route id")),
-    security(("admin_token" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/notifications/routes/{id}/retry", tag = "admin-notifications",
+    params(("id" = Uuid, Path, description = "Route id")), security(("admin_token" = [])),
     responses(
         (status = 202, description = "Re-armed; the worker delivers it", body = RouteView),
-        (status = 400, description = "Bad id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid admin session", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such route", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The route is not dead-lettered (code route_not_dead_lettered), or is an email route, which follows its mail: resend the mail (code route_follows_mail)", body = Problem, content_type = "application/problem+json"),
-    )
-)]
+        AdminSessionRequired, MalformedId,
+        (status = 404, description = "No such route", body = Problem),
+        (status = 409, description = "The route is not dead-lettered (code route_not_dead_lettered), or is an email route, which follows its mail: resend the mail (code route_follows_mail)", body = Problem)))]
 #[tracing::instrument(skip_all, fields(admin = %admin.username))]
 async fn retry_route(
     service: Service,

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
-use galaxy_core::{AdminPrincipal, ApiError, Page, PageQuery, Paged, Validator};
+use galaxy_core::openapi_responses::{AdminSessionRequired, BadPage, MalformedId};
+use galaxy_core::{AdminPrincipal, ApiError, PageQuery, Paged, Validator};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
@@ -95,13 +96,18 @@ fn valid_image(i: &str) -> bool {
     (1..=255).contains(&i.len()) && i.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// One page of an in-memory, already ordered list.
-fn page_of<T: Clone + Serialize>(page: Page, all: &[T]) -> HttpResponse {
-    HttpResponse::Ok().json(Paged::new(
+/// The requested page of an in-memory, already ordered list.
+fn page_of<T: Clone + Serialize>(q: PageQuery, all: &[T]) -> Result<HttpResponse, ApiError> {
+    let page = q.validate()?;
+    Ok(HttpResponse::Ok().json(Paged::new(
         page.slice(all),
         page,
         i64::try_from(all.len()).unwrap_or(i64::MAX),
-    ))
+    )))
+}
+
+fn no_record() -> ApiError {
+    ApiError::not_found("no runtime record for this game")
 }
 
 fn accepted(operation_id: Uuid) -> HttpResponse {
@@ -111,21 +117,20 @@ fn accepted(operation_id: Uuid) -> HttpResponse {
 /// Engine versions, oldest first.
 #[utoipa::path(get, path = "/api/v1/admin/engine-versions", tag = "admin-runtime",
     params(PageQuery), security(("admin_token" = [])),
-    responses((status = 200, body = Paged<EngineVersion>), (status = 400, body = galaxy_core::Problem), (status = 401, body = galaxy_core::Problem)))]
+    responses((status = 200, body = Paged<EngineVersion>), AdminSessionRequired, BadPage))]
 async fn list_versions(
     _admin: AdminPrincipal,
     svc: Service,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = q.into_inner().validate()?;
-    Ok(page_of(page, &svc.versions()))
+    page_of(q.into_inner(), &svc.versions())
 }
 
 /// Registers an engine version (`active`) under an image reference.
 #[utoipa::path(post, path = "/api/v1/admin/engine-versions", tag = "admin-runtime",
     request_body = NewEngineVersion, security(("admin_token" = [])),
-    responses((status = 201, body = EngineVersion), (status = 400, body = galaxy_core::Problem),
-        (status = 401, body = galaxy_core::Problem), (status = 409, body = galaxy_core::Problem)))]
+    responses((status = 201, body = EngineVersion), AdminSessionRequired,
+        (status = 400, body = galaxy_core::Problem), (status = 409, body = galaxy_core::Problem)))]
 #[tracing::instrument(skip_all, fields(version = %body.version))]
 async fn create_version(
     _admin: AdminPrincipal,
@@ -152,8 +157,8 @@ async fn create_version(
 #[utoipa::path(patch, path = "/api/v1/admin/engine-versions/{version}", tag = "admin-runtime",
     request_body = VersionStatusChange, security(("admin_token" = [])),
     params(("version" = String, Path)),
-    responses((status = 200, body = EngineVersion), (status = 400, body = galaxy_core::Problem),
-        (status = 401, body = galaxy_core::Problem), (status = 404, body = galaxy_core::Problem)))]
+    responses((status = 200, body = EngineVersion), AdminSessionRequired,
+        (status = 400, body = galaxy_core::Problem), (status = 404, body = galaxy_core::Problem)))]
 #[tracing::instrument(skip_all, fields(version = %version))]
 async fn patch_version(
     _admin: AdminPrincipal,
@@ -168,87 +173,65 @@ async fn patch_version(
 /// Every runtime record, by game id.
 #[utoipa::path(get, path = "/api/v1/admin/runtime", tag = "admin-runtime",
     params(PageQuery), security(("admin_token" = [])),
-    responses((status = 200, body = Paged<RuntimeRecord>), (status = 400, body = galaxy_core::Problem), (status = 401, body = galaxy_core::Problem)))]
+    responses((status = 200, body = Paged<RuntimeRecord>), AdminSessionRequired, BadPage))]
 async fn list_records(
     _admin: AdminPrincipal,
     svc: Service,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = q.into_inner().validate()?;
-    Ok(page_of(page, &svc.records()))
+    page_of(q.into_inner(), &svc.records())
 }
 
 /// One game's runtime record: desired and observed state, container, turn schedule.
 #[utoipa::path(get, path = "/api/v1/admin/runtime/{game_id}", tag = "admin-runtime",
     params(("game_id" = Uuid, Path)), security(("admin_token" = [])),
-    responses((status = 200, body = RuntimeRecord), (status = 400, body = galaxy_core::Problem), (status = 401, body = galaxy_core::Problem), (status = 404, body = galaxy_core::Problem)))]
+    responses((status = 200, body = RuntimeRecord), AdminSessionRequired, MalformedId,
+        (status = 404, body = galaxy_core::Problem)))]
 async fn get_record(
     _admin: AdminPrincipal,
     svc: Service,
     game_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let record = svc
-        .record(*game_id)
-        .ok_or_else(|| ApiError::not_found("no runtime record for this game"))?;
+    let record = svc.record(*game_id).ok_or_else(no_record)?;
     Ok(HttpResponse::Ok().json(record))
 }
 
-/// Starts a stopped or failed game's engine again with its stored start config.
-#[utoipa::path(post, path = "/api/v1/admin/runtime/{game_id}/start", tag = "admin-runtime",
-    params(("game_id" = Uuid, Path)), security(("admin_token" = [])),
-    responses((status = 202, body = OperationAccepted), (status = 400, body = galaxy_core::Problem), (status = 401, body = galaxy_core::Problem),
-        (status = 404, body = galaxy_core::Problem), (status = 409, body = galaxy_core::Problem)))]
-#[tracing::instrument(skip_all, fields(game_id = %game_id))]
-async fn start(
-    admin: AdminPrincipal,
-    svc: Service,
-    game_id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    Ok(accepted(
-        svc.restart_game(*game_id, Actor::Admin(admin.admin_id))
-            .await?,
-    ))
+/// The admin's operations on one game's engine that take nothing but the
+/// game: each starts the operation (logged, attributed to the admin) and
+/// answers 202 with its id. One handler per row: `handler = path =>` the
+/// [`RuntimeService`] method.
+macro_rules! operation_routes {
+    ($($(#[$doc:meta])* $handler:ident = $path:literal => $method:ident;)+) => {$(
+        $(#[$doc])*
+        #[utoipa::path(post, path = $path, tag = "admin-runtime",
+            params(("game_id" = Uuid, Path)), security(("admin_token" = [])),
+            responses((status = 202, body = OperationAccepted), AdminSessionRequired, MalformedId,
+                (status = 404, body = galaxy_core::Problem), (status = 409, body = galaxy_core::Problem)))]
+        #[tracing::instrument(skip_all, fields(game_id = %game_id))]
+        async fn $handler(
+            admin: AdminPrincipal,
+            svc: Service,
+            game_id: web::Path<Uuid>,
+        ) -> Result<HttpResponse, ApiError> {
+            Ok(accepted(svc.$method(*game_id, Actor::Admin(admin.admin_id)).await?))
+        }
+    )+};
 }
 
-/// Stops a game's engine container (its volume is kept).
-#[utoipa::path(post, path = "/api/v1/admin/runtime/{game_id}/stop", tag = "admin-runtime",
-    params(("game_id" = Uuid, Path)), security(("admin_token" = [])),
-    responses((status = 202, body = OperationAccepted), (status = 400, body = galaxy_core::Problem), (status = 401, body = galaxy_core::Problem),
-        (status = 404, body = galaxy_core::Problem), (status = 409, body = galaxy_core::Problem)))]
-#[tracing::instrument(skip_all, fields(game_id = %game_id))]
-async fn stop(
-    admin: AdminPrincipal,
-    svc: Service,
-    game_id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    Ok(accepted(
-        svc.stop_game(*game_id, Actor::Admin(admin.admin_id))
-            .await?,
-    ))
-}
-
-/// Sets the one-shot flag: the next scheduler tick generates a turn.
-#[utoipa::path(post, path = "/api/v1/admin/runtime/{game_id}/force-next-turn", tag = "admin-runtime",
-    params(("game_id" = Uuid, Path)), security(("admin_token" = [])),
-    responses((status = 202, body = OperationAccepted), (status = 400, body = galaxy_core::Problem), (status = 401, body = galaxy_core::Problem),
-        (status = 404, body = galaxy_core::Problem), (status = 409, body = galaxy_core::Problem)))]
-#[tracing::instrument(skip_all, fields(game_id = %game_id))]
-async fn force_next_turn(
-    admin: AdminPrincipal,
-    svc: Service,
-    game_id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    Ok(accepted(
-        svc.force_next_turn(*game_id, Actor::Admin(admin.admin_id))
-            .await?,
-    ))
+operation_routes! {
+    /// Starts a stopped or failed game's engine again with its stored start config.
+    start = "/api/v1/admin/runtime/{game_id}/start" => restart_game;
+    /// Stops a game's engine container (its volume is kept).
+    stop = "/api/v1/admin/runtime/{game_id}/stop" => stop_game;
+    /// Sets the one-shot flag: the next scheduler tick generates a turn.
+    force_next_turn = "/api/v1/admin/runtime/{game_id}/force-next-turn" => force_next_turn;
 }
 
 /// Re-creates the engine on another engine version's image (same volume).
 #[utoipa::path(post, path = "/api/v1/admin/runtime/{game_id}/patch", tag = "admin-runtime",
     params(("game_id" = Uuid, Path)), request_body = PatchRequest, security(("admin_token" = [])),
-    responses((status = 202, body = OperationAccepted), (status = 400, body = galaxy_core::Problem),
-        (status = 401, body = galaxy_core::Problem), (status = 404, body = galaxy_core::Problem),
+    responses((status = 202, body = OperationAccepted), AdminSessionRequired,
+        (status = 400, body = galaxy_core::Problem), (status = 404, body = galaxy_core::Problem),
         (status = 409, body = galaxy_core::Problem)))]
 #[tracing::instrument(skip_all, fields(game_id = %game_id))]
 async fn patch(
@@ -279,8 +262,8 @@ async fn patch(
 /// The game's operation log, newest first.
 #[utoipa::path(get, path = "/api/v1/admin/runtime/{game_id}/operations", tag = "admin-runtime",
     params(("game_id" = Uuid, Path), PageQuery), security(("admin_token" = [])),
-    responses((status = 200, body = Paged<Operation>), (status = 400, body = galaxy_core::Problem),
-        (status = 401, body = galaxy_core::Problem), (status = 404, body = galaxy_core::Problem)))]
+    responses((status = 200, body = Paged<Operation>), AdminSessionRequired,
+        (status = 400, body = galaxy_core::Problem), (status = 404, body = galaxy_core::Problem)))]
 async fn operations(
     _admin: AdminPrincipal,
     svc: Service,
@@ -289,7 +272,7 @@ async fn operations(
 ) -> Result<HttpResponse, ApiError> {
     let page = q.into_inner().validate()?;
     if svc.record(*game_id).is_none() {
-        return Err(ApiError::not_found("no runtime record for this game"));
+        return Err(no_record());
     }
     Ok(HttpResponse::Ok().json(svc.operations(*game_id, page).await?))
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
+use galaxy_core::openapi_responses::UserSessionRequired;
 use galaxy_core::{ApiError, Problem, UserPrincipal};
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
@@ -33,11 +34,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, service: Arc<dyn UserService>) {
     );
 }
 
+/// A session whose account is no longer active answers as an expired one.
+fn session_gone() -> ApiError {
+    ApiError::unauthorized("the session is invalid or has expired")
+}
+
 fn current(users: &dyn UserService, who: &UserPrincipal) -> Result<Account, ApiError> {
     users
         .account(who.account_id)
         .filter(|a| a.status == AccountStatus::Active)
-        .ok_or_else(|| ApiError::unauthorized("the session is invalid or has expired"))
+        .ok_or_else(session_gone)
 }
 
 /// The caller's account.
@@ -45,7 +51,7 @@ fn current(users: &dyn UserService, who: &UserPrincipal) -> Result<Account, ApiE
     security(("user_token" = [])),
     responses(
         (status = 200, description = "The caller's account", body = Account),
-        (status = 401, description = "Missing, invalid or expired session", body = Problem)))]
+        UserSessionRequired))]
 #[tracing::instrument(skip_all, fields(account_id = %who.account_id))]
 async fn get_me(
     users: web::Data<dyn UserService>,
@@ -55,9 +61,7 @@ async fn get_me(
         Some((AccountStatus::Active, json)) => Ok(HttpResponse::Ok()
             .content_type("application/json")
             .body(json)),
-        _ => Err(ApiError::unauthorized(
-            "the session is invalid or has expired",
-        )),
+        _ => Err(session_gone()),
     }
 }
 
@@ -67,8 +71,8 @@ async fn get_me(
     request_body = DisplayNameUpdate,
     responses(
         (status = 200, description = "The updated account", body = Account),
-        (status = 400, description = "Invalid display name or body (`validation_failed`)", body = Problem),
-        (status = 401, description = "Missing, invalid or expired session", body = Problem)))]
+        UserSessionRequired,
+        (status = 400, description = "Invalid display name or body (`validation_failed`)", body = Problem)))]
 #[tracing::instrument(skip_all, fields(account_id = %who.account_id))]
 async fn patch_me(
     users: web::Data<dyn UserService>,
@@ -89,7 +93,7 @@ async fn patch_me(
     security(("user_token" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing, invalid or expired session", body = Problem)))]
+        UserSessionRequired))]
 #[tracing::instrument(skip_all, fields(account_id = %who.account_id))]
 async fn delete_me(
     users: web::Data<dyn UserService>,

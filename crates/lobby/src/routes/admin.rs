@@ -1,7 +1,8 @@
 use actix_web::{HttpResponse, web};
+use galaxy_core::openapi_responses::AdminSessionRequired;
 use galaxy_core::{AdminPrincipal, ApiError, Paged, Problem};
 
-use super::ListQuery;
+use super::{ListQuery, games_page};
 use crate::model::GameView;
 use crate::service::LobbyService;
 
@@ -10,14 +11,13 @@ use crate::service::LobbyService;
     params(ListQuery), security(("admin_token" = [])),
     responses(
         (status = 200, description = "One page of games", body = Paged<GameView>),
-        (status = 400, description = "Bad status or page", body = Problem),
-        (status = 401, description = "No valid admin session", body = Problem)))]
+        AdminSessionRequired,
+        (status = 400, description = "Bad status or page", body = Problem)))]
 #[tracing::instrument(skip_all, fields(admin = %admin.username))]
 pub(crate) async fn list_games(
     admin: AdminPrincipal,
     lobby: web::Data<dyn LobbyService>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (status, page) = query.validate()?;
-    Ok(HttpResponse::Ok().json(lobby.list_games(status, page)))
+    games_page(&**lobby, &query)
 }

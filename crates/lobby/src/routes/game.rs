@@ -1,9 +1,11 @@
 use actix_web::{HttpResponse, web};
+use galaxy_core::openapi_responses::{MalformedId, UserSessionRequired};
 use galaxy_core::{ApiError, Problem, UserPrincipal};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::{NoSuchGame, NotMember};
 use crate::model::{Report, SubmitOrders, TurnInfo};
 use crate::service::LobbyService;
 
@@ -27,9 +29,8 @@ pub(crate) struct ReportQuery {
     security(("user_token" = [])),
     responses(
         (status = 200, description = "The engine's report for the caller's race", body = Report),
+        UserSessionRequired, NotMember,
         (status = 400, description = "Malformed id or turn", body = Problem),
-        (status = 401, description = "No valid session", body = Problem),
-        (status = 403, description = "`not_member`", body = Problem),
         (status = 404, description = "No such game, or a turn the engine does not have", body = Problem),
         (status = 409, description = "`game_not_started`", body = Problem),
         (status = 503, description = "The engine is not reachable", body = Problem)))]
@@ -57,10 +58,8 @@ pub(crate) async fn report(
     request_body = SubmitOrders, security(("user_token" = [])),
     responses(
         (status = 202, description = "Accepted by the engine"),
+        UserSessionRequired, NotMember, NoSuchGame,
         (status = 400, description = "`validation_failed` (malformed body) or `rejected_by_engine` with the engine's reason", body = Problem),
-        (status = 401, description = "No valid session", body = Problem),
-        (status = 403, description = "`not_member`", body = Problem),
-        (status = 404, description = "No such game", body = Problem),
         (status = 409, description = "`game_not_running`", body = Problem),
         (status = 503, description = "The engine is not reachable", body = Problem)))]
 #[tracing::instrument(skip_all, fields(game_id = %id, account_id = %user.account_id))]
@@ -84,10 +83,7 @@ pub(crate) async fn submit_orders(
     params(("id" = Uuid, Path, description = "Game id")), security(("user_token" = [])),
     responses(
         (status = 200, description = "Generated turns", body = Vec<TurnInfo>),
-        (status = 400, description = "Malformed id", body = Problem),
-        (status = 401, description = "No valid session", body = Problem),
-        (status = 403, description = "`not_member`", body = Problem),
-        (status = 404, description = "No such game", body = Problem),
+        UserSessionRequired, MalformedId, NotMember, NoSuchGame,
         (status = 503, description = "The runtime is not reachable", body = Problem)))]
 #[tracing::instrument(skip_all, fields(game_id = %id, account_id = %user.account_id))]
 pub(crate) async fn turns(

@@ -1,8 +1,9 @@
 use actix_web::{HttpResponse, web};
+use galaxy_core::openapi_responses::{MalformedId, UserSessionRequired};
 use galaxy_core::{ApiError, Paged, Problem, UserPrincipal};
 use uuid::Uuid;
 
-use super::{ListQuery, detached};
+use super::{ListQuery, NoSuchGame, detached, games_page};
 use crate::model::{CreateGame, GameView, JoinGame};
 use crate::service::LobbyService;
 
@@ -13,16 +14,15 @@ type Lobby = web::Data<dyn LobbyService>;
     params(ListQuery), security(("user_token" = [])),
     responses(
         (status = 200, description = "One page of games", body = Paged<GameView>),
-        (status = 400, description = "Bad status or page", body = Problem),
-        (status = 401, description = "No valid session", body = Problem)))]
+        UserSessionRequired,
+        (status = 400, description = "Bad status or page", body = Problem)))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn list_games(
     _user: UserPrincipal,
     lobby: Lobby,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (status, page) = query.validate()?;
-    Ok(HttpResponse::Ok().json(lobby.list_games(status, page)))
+    games_page(&**lobby, &query)
 }
 
 /// One game with its current members.
@@ -30,9 +30,7 @@ pub(crate) async fn list_games(
     params(("id" = Uuid, Path, description = "Game id")), security(("user_token" = [])),
     responses(
         (status = 200, description = "The game", body = GameView),
-        (status = 400, description = "Malformed id", body = Problem),
-        (status = 401, description = "No valid session", body = Problem),
-        (status = 404, description = "No such game", body = Problem)))]
+        UserSessionRequired, MalformedId, NoSuchGame))]
 #[tracing::instrument(skip_all, fields(game_id = %id))]
 pub(crate) async fn get_game(
     _user: UserPrincipal,
@@ -55,8 +53,8 @@ pub(crate) async fn get_game(
     request_body = CreateGame, security(("user_token" = [])),
     responses(
         (status = 201, description = "Created", body = GameView),
+        UserSessionRequired,
         (status = 400, description = "`validation_failed` (field errors)", body = Problem),
-        (status = 401, description = "No valid session", body = Problem),
         (status = 403, description = "`account_inactive`", body = Problem),
         (status = 409, description = "`engine_version_unavailable` (the version named is unknown, deprecated or disabled) or `no_active_engine_version` (none to default to)", body = Problem)))]
 #[tracing::instrument(skip_all, fields(account_id = %user.account_id))]
@@ -86,10 +84,9 @@ pub(crate) async fn create_game(
     request_body = JoinGame, security(("user_token" = [])),
     responses(
         (status = 200, description = "Joined; the game", body = GameView),
+        UserSessionRequired, NoSuchGame,
         (status = 400, description = "`validation_failed`", body = Problem),
-        (status = 401, description = "No valid session", body = Problem),
         (status = 403, description = "`account_inactive`", body = Problem),
-        (status = 404, description = "No such game", body = Problem),
         (status = 409, description = "`game_not_open`, `already_member`, `game_full` or `race_name_taken`", body = Problem)))]
 #[tracing::instrument(skip_all, fields(game_id = %id, account_id = %user.account_id))]
 pub(crate) async fn join_game(
@@ -115,9 +112,7 @@ pub(crate) async fn join_game(
     params(("id" = Uuid, Path, description = "Game id")), security(("user_token" = [])),
     responses(
         (status = 204, description = "Left"),
-        (status = 400, description = "Malformed id", body = Problem),
-        (status = 401, description = "No valid session", body = Problem),
-        (status = 404, description = "No such game", body = Problem),
+        UserSessionRequired, MalformedId, NoSuchGame,
         (status = 409, description = "`not_member`, `owner_cannot_leave` or `game_not_open`", body = Problem)))]
 #[tracing::instrument(skip_all, fields(game_id = %id, account_id = %user.account_id))]
 pub(crate) async fn leave_game(
@@ -141,10 +136,8 @@ pub(crate) async fn leave_game(
     params(("id" = Uuid, Path, description = "Game id")), security(("user_token" = [])),
     responses(
         (status = 202, description = "Starting; the game", body = GameView),
-        (status = 400, description = "Malformed id", body = Problem),
-        (status = 401, description = "No valid session", body = Problem),
+        UserSessionRequired, MalformedId, NoSuchGame,
         (status = 403, description = "`not_owner`", body = Problem),
-        (status = 404, description = "No such game", body = Problem),
         (status = 409, description = "`game_not_open`, `not_enough_players`, or `start_refused` (the runtime will not start it, with the reason; the game stays open)", body = Problem),
         (status = 503, description = "The runtime cannot take the start now; the game stays open", body = Problem)))]
 #[tracing::instrument(skip_all, fields(game_id = %id, account_id = %user.account_id))]
@@ -165,10 +158,8 @@ pub(crate) async fn start_game(
     params(("id" = Uuid, Path, description = "Game id")), security(("user_token" = [])),
     responses(
         (status = 200, description = "Cancelled; the game", body = GameView),
-        (status = 400, description = "Malformed id", body = Problem),
-        (status = 401, description = "No valid session", body = Problem),
+        UserSessionRequired, MalformedId, NoSuchGame,
         (status = 403, description = "`not_owner`", body = Problem),
-        (status = 404, description = "No such game", body = Problem),
         (status = 409, description = "`game_not_open`", body = Problem)))]
 #[tracing::instrument(skip_all, fields(game_id = %id, account_id = %user.account_id))]
 pub(crate) async fn cancel_game(

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use actix_web::web;
+use actix_web::{HttpResponse, web};
 use galaxy_core::{ApiError, Page, PageQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -54,6 +54,14 @@ where
     .map_err(ApiError::from)
 }
 
+galaxy_core::problem_responses! {
+    /// 404 of the routes on one game (`/api/v1/lobby/games/{id}…`, `/api/v1/games/{id}/…`).
+    pub(crate) struct NoSuchGame = (404, "No such game");
+
+    /// 403 of the member-only `/api/v1/games/{id}/…` routes.
+    pub(crate) struct NotMember = (403, "`not_member`");
+}
+
 /// `?status=&page=&page_size=` of the game listings.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -67,6 +75,15 @@ pub(crate) struct ListQuery {
     /// Items per page (default 50, at most 200).
     #[param(minimum = 1, maximum = 200)]
     page_size: Option<u32>,
+}
+
+/// One page of games: the players' and the admins' listing answer alike.
+pub(crate) fn games_page(
+    lobby: &dyn LobbyService,
+    query: &ListQuery,
+) -> Result<HttpResponse, ApiError> {
+    let (status, page) = query.validate()?;
+    Ok(HttpResponse::Ok().json(lobby.list_games(status, page)))
 }
 
 impl ListQuery {
