@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use galaxy_core::env::{ConfigError, Env, REQUIRED, Reader, Secret, Variable};
+use galaxy_core::env::{ConfigError, Env, Reader, Secret, Variable};
 
 /// The variables the binary itself reads.
 pub const VARIABLES: &[Variable] = &[
@@ -22,9 +22,8 @@ pub const VARIABLES: &[Variable] = &[
         "0.0.0.0:9090",
         "gRPC push listener (internal)",
     ),
-    Variable::new(
+    Variable::required(
         "BACKEND_PUSH_TOKEN",
-        REQUIRED,
         "bearer secret the gateway presents on the gRPC listener; two comma-separated while rotating",
     ),
     Variable::new(
@@ -291,7 +290,7 @@ mod tests {
     fn shown(default: &str) -> String {
         match default {
             "" => "(empty)".to_owned(),
-            REQUIRED => REQUIRED.to_owned(),
+            galaxy_core::env::REQUIRED => galaxy_core::env::REQUIRED.to_owned(),
             d => format!("`{d}`"),
         }
     }

@@ -113,7 +113,6 @@ impl Modules {
         let auth = Arc::new(galaxy_auth::PgAuthService::new(
             pool.clone(),
             users.clone(),
-            geo.clone(),
             counters.clone(),
             config.auth,
         ));
@@ -256,20 +255,13 @@ impl Modules {
 
     /// Cache sizes as gauges (read from memory at each export).
     fn register_cache_gauges(&self) {
-        let users = self.users.clone();
-        galaxy_telemetry::register_cache_size("accounts", move || users.cached_accounts());
-        let auth = self.auth.clone();
-        galaxy_telemetry::register_cache_size("user_sessions", move || auth.cached_sessions());
-        let admin = self.admin.clone();
-        galaxy_telemetry::register_cache_size("admins", move || admin.cached_counts().0);
-        let admin = self.admin.clone();
-        galaxy_telemetry::register_cache_size("admin_sessions", move || admin.cached_counts().1);
-        let lobby = self.lobby.clone();
-        galaxy_telemetry::register_cache_size("games", move || lobby.cached_games());
-        let runtime = self.runtime.clone();
-        galaxy_telemetry::register_cache_size("runtime_records", move || runtime.cached_counts().0);
-        let runtime = self.runtime.clone();
-        galaxy_telemetry::register_cache_size("engine_versions", move || runtime.cached_counts().1);
+        cache_gauge("accounts", &self.users, |u| u.cached_accounts());
+        cache_gauge("user_sessions", &self.auth, |a| a.cached_sessions());
+        cache_gauge("admins", &self.admin, |a| a.cached_counts().0);
+        cache_gauge("admin_sessions", &self.admin, |a| a.cached_counts().1);
+        cache_gauge("games", &self.lobby, |l| l.cached_games());
+        cache_gauge("runtime_records", &self.runtime, |r| r.cached_counts().0);
+        cache_gauge("engine_versions", &self.runtime, |r| r.cached_counts().1);
     }
 
     /// Every worker; the reconciler and the turn scheduler act only while
@@ -302,4 +294,15 @@ impl Modules {
         self.register_cache_gauges();
         workers
     }
+}
+
+/// Registers the size of one of `service`'s caches as the gauge `cache`;
+/// the gauge holds its own clone of the service (a shared handle).
+fn cache_gauge<S: Clone + Send + Sync + 'static>(
+    cache: &'static str,
+    service: &S,
+    len: fn(&S) -> usize,
+) {
+    let service = service.clone();
+    galaxy_telemetry::register_cache_size(cache, move || len(&service));
 }

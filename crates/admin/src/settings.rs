@@ -7,14 +7,12 @@ use crate::service::AdminSettings;
 
 /// The variables this crate reads (SYSTEM.md §3).
 pub const VARIABLES: &[Variable] = &[
-    Variable::new(
+    Variable::unset(
         "BACKEND_ADMIN_BOOTSTRAP_USER",
-        "",
         "idempotent insert of the first admin at boot",
     ),
-    Variable::new(
+    Variable::unset(
         "BACKEND_ADMIN_BOOTSTRAP_PASSWORD",
-        "",
         "password of the bootstrap admin (only used when it is created)",
     ),
     Variable::new(

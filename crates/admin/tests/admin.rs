@@ -8,13 +8,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use galaxy_admin::{AdminError, AdminService, AdminSettings, PgAdminService};
 use galaxy_auth::{AuthService, AuthSettings, PgAuthService};
 use galaxy_core::{AdminSessionResolver, PageQuery, UserSessionResolver};
-use galaxy_geo::{CountryCounters, GeoIp};
-use galaxy_testdb::TestDb;
+use galaxy_geo::CountryCounters;
+use galaxy_testdb::{TestDb, count};
 use galaxy_user::{AccountFilter, AccountStatus, PgUserService, UserService};
 use uuid::Uuid;
 
@@ -23,15 +23,6 @@ struct World {
     users: Arc<PgUserService>,
     auth: Arc<PgAuthService>,
     admin: Arc<PgAdminService>,
-}
-
-fn geo() -> GeoIp {
-    // A file of its own per call (tests run in parallel), gone once open.
-    let path = std::env::temp_dir().join(format!("galaxy-admin-test-{}.mmdb", Uuid::now_v7()));
-    galaxy_geo::fixture::write(&path).unwrap();
-    let geo = GeoIp::open(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
-    geo
 }
 
 fn admin_settings() -> AdminSettings {
@@ -44,12 +35,10 @@ fn admin_settings() -> AdminSettings {
 
 fn build(db: &TestDb) -> (Arc<PgUserService>, Arc<PgAuthService>, Arc<PgAdminService>) {
     let users = Arc::new(PgUserService::new(db.pool()));
-    let g = geo();
     let auth = Arc::new(PgAuthService::new(
         db.pool(),
         users.clone(),
-        g.clone(),
-        CountryCounters::new(g),
+        CountryCounters::new(galaxy_geo::fixture::open()),
         // the defaults, with short-lived sessions
         AuthSettings {
             session_ttl: Duration::from_secs(3600),
@@ -69,6 +58,14 @@ fn build(db: &TestDb) -> (Arc<PgUserService>, Arc<PgAuthService>, Arc<PgAdminSer
 
 const BOOT: (&str, &str) = ("root", "first-password-123");
 
+impl World {
+    /// Signs `username` in from `ip` (which must succeed) and gives the token.
+    async fn login(&self, username: &str, password: &str, ip: Option<IpAddr>) -> String {
+        let (token, _) = self.admin.login(username, password, ip).await.unwrap();
+        token
+    }
+}
+
 async fn world() -> World {
     let db = TestDb::new();
     let (users, auth, admin) = build(&db);
@@ -81,21 +78,6 @@ async fn world() -> World {
         auth,
         admin,
     }
-}
-
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    let mut conn = db.pool().get().await.unwrap();
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut conn)
-        .await
-        .unwrap()
-        .n
 }
 
 fn ip(s: &str) -> Option<IpAddr> {
@@ -146,7 +128,7 @@ async fn bootstrap_is_idempotent_and_never_overwrites_a_password() {
 #[tokio::test(flavor = "multi_thread")]
 async fn login_resolve_logout_and_token_kinds_never_cross() {
     let w = world().await;
-    let (token, _) = w.admin.login("root", BOOT.1, ip("10.0.0.1")).await.unwrap();
+    let token = w.login("root", BOOT.1, ip("10.0.0.1")).await;
     assert!(token.starts_with("ga_"));
     let who = w.admin.resolve_admin(&token).unwrap();
     assert_eq!(who.username, "root");
@@ -281,8 +263,8 @@ async fn parallel_wrong_logins_reserve_their_attempt_before_hashing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn password_rotation_revokes_other_sessions_and_a_failed_commit_changes_nothing() {
     let w = world().await;
-    let (t1, _) = w.admin.login("root", BOOT.1, ip("10.0.0.1")).await.unwrap();
-    let (t2, _) = w.admin.login("root", BOOT.1, ip("10.0.0.1")).await.unwrap();
+    let t1 = w.login("root", BOOT.1, ip("10.0.0.1")).await;
+    let t2 = w.login("root", BOOT.1, ip("10.0.0.1")).await;
     let who = w.admin.resolve_admin(&t1).unwrap();
     assert!(matches!(
         w.admin
@@ -299,19 +281,12 @@ async fn password_rotation_revokes_other_sessions_and_a_failed_commit_changes_no
         "the caller's session stays"
     );
     assert!(w.admin.resolve_admin(&t2).is_none(), "others are revoked");
-    w.admin
-        .login("root", "new-password-789", ip("10.0.0.2"))
-        .await
-        .unwrap();
+    w.login("root", "new-password-789", ip("10.0.0.2")).await;
 
     galaxy_db::testing::refuse_updates(&w.db.pool(), "admin_sessions")
         .await
         .unwrap();
-    let (t3, _) = w
-        .admin
-        .login("root", "new-password-789", ip("10.0.0.3"))
-        .await
-        .unwrap();
+    let t3 = w.login("root", "new-password-789", ip("10.0.0.3")).await;
     assert!(matches!(
         w.admin
             .change_password(&who, "new-password-789", "newer-password-000")
@@ -320,10 +295,7 @@ async fn password_rotation_revokes_other_sessions_and_a_failed_commit_changes_no
     ));
     // Rolled back as a whole: the old password and the other session stand.
     assert!(w.admin.resolve_admin(&t3).is_some());
-    w.admin
-        .login("root", "new-password-789", ip("10.0.0.4"))
-        .await
-        .unwrap();
+    w.login("root", "new-password-789", ip("10.0.0.4")).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -343,10 +315,7 @@ async fn admins_are_created_once_and_listed() {
     let list = w.admin.list_admins(page);
     assert_eq!(list.total, 2);
     assert_eq!(list.items[0].username, "root");
-    w.admin
-        .login("ops", "ops-password-123", ip("10.0.0.1"))
-        .await
-        .unwrap();
+    w.login("ops", "ops-password-123", ip("10.0.0.1")).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

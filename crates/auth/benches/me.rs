@@ -26,13 +26,28 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use diesel::sql_types::Text;
 use galaxy_auth::{AuthService, AuthSettings, PgAuthService};
 use galaxy_core::{RequestContext, UserSessionResolver};
-use galaxy_geo::{CountryCounters, GeoIp};
+use galaxy_geo::CountryCounters;
 use galaxy_testdb::TestDb;
 use galaxy_user::{PgUserService, UserService};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const WORKERS: usize = 2;
+
+/// Binds an actix server built by `$factory` to a free loopback port with
+/// [`WORKERS`] workers, runs it on the current runtime and gives its address.
+macro_rules! serve {
+    ($factory:expr) => {{
+        let server = HttpServer::new($factory)
+            .workers(WORKERS)
+            .disable_signals()
+            .bind("127.0.0.1:0")
+            .expect("bind a loopback port");
+        let addr = server.addrs()[0];
+        tokio::spawn(server.run());
+        addr
+    }};
+}
 
 async fn bare() -> HttpResponse {
     HttpResponse::Ok()
@@ -142,17 +157,11 @@ fn main() {
         .expect("server runtime");
 
     let (token, me_addr, bare_addr) = server_rt.block_on(async {
-        let geo_path =
-            std::env::temp_dir().join(format!("galaxy-bench-{}.mmdb", std::process::id()));
-        galaxy_geo::fixture::write(&geo_path).expect("fixture");
-        let geo = GeoIp::open(&geo_path).expect("open fixture");
-        let _ = std::fs::remove_file(&geo_path);
         let users = Arc::new(PgUserService::new(db.pool()));
         let auth = Arc::new(PgAuthService::new(
             db.pool(),
             users.clone(),
-            geo.clone(),
-            CountryCounters::new(geo),
+            CountryCounters::new(galaxy_geo::fixture::open()),
             // the defaults, with short-lived sessions
             AuthSettings {
                 session_ttl: Duration::from_secs(3600),
@@ -189,7 +198,7 @@ fn main() {
         let users_dyn: Arc<dyn UserService> = users.clone();
         let resolver: Arc<dyn UserSessionResolver> = auth.clone();
         let plain = std::env::var("BENCH_NO_CONTEXT").is_ok();
-        let me = HttpServer::new(move || {
+        let me_addr = serve!(move || {
             App::new()
                 .wrap(actix_web::middleware::Condition::new(
                     !plain,
@@ -198,20 +207,8 @@ fn main() {
                 .configure(galaxy_core::http::configure_extractors)
                 .app_data(web::Data::from(resolver.clone()))
                 .configure(|cfg| galaxy_user::configure(cfg, users_dyn.clone()))
-        })
-        .workers(WORKERS)
-        .disable_signals()
-        .bind("127.0.0.1:0")
-        .expect("bind me");
-        let me_addr = me.addrs()[0];
-        tokio::spawn(me.run());
-        let bare_server = HttpServer::new(|| App::new().route("/bare", web::get().to(bare)))
-            .workers(WORKERS)
-            .disable_signals()
-            .bind("127.0.0.1:0")
-            .expect("bind bare");
-        let bare_addr = bare_server.addrs()[0];
-        tokio::spawn(bare_server.run());
+        });
+        let bare_addr = serve!(|| App::new().route("/bare", web::get().to(bare)));
         (token, me_addr, bare_addr)
     });
 

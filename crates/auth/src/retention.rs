@@ -21,14 +21,8 @@ pub async fn prune_challenges(
     conn: &mut AsyncPgConnection,
     cutoff: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    diesel::sql_query(
-        "DELETE FROM auth_challenges WHERE id IN ( \
-             SELECT id FROM auth_challenges WHERE expires_at < $1 AND created_at < $1 LIMIT $2)",
-    )
-    .bind::<Timestamptz, _>(cutoff)
-    .bind::<BigInt, _>(PRUNE_CHUNK)
-    .execute(conn)
-    .await
+    let gone = "expires_at < $1 AND created_at < $1";
+    prune(conn, "auth_challenges", gone, cutoff).await
 }
 
 /// Deletes up to [`PRUNE_CHUNK`] sessions that expired or were revoked
@@ -37,10 +31,21 @@ pub async fn prune_sessions(
     conn: &mut AsyncPgConnection,
     cutoff: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    diesel::sql_query(
-        "DELETE FROM auth_sessions WHERE id IN ( \
-             SELECT id FROM auth_sessions WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2)",
-    )
+    let gone = "expires_at < $1 OR revoked_at < $1";
+    prune(conn, "auth_sessions", gone, cutoff).await
+}
+
+/// Deletes up to [`PRUNE_CHUNK`] rows of `table` that `gone` (a condition
+/// on `cutoff`, its `$1`) selects.
+async fn prune(
+    conn: &mut AsyncPgConnection,
+    table: &'static str,
+    gone: &'static str,
+    cutoff: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::sql_query(format!(
+        "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {gone} LIMIT $2)"
+    ))
     .bind::<Timestamptz, _>(cutoff)
     .bind::<BigInt, _>(PRUNE_CHUNK)
     .execute(conn)

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use galaxy_core::env::RateLimit;
 use galaxy_db::{DbError, Pool};
-use galaxy_geo::{CountryCounters, GeoIp};
+use galaxy_geo::CountryCounters;
 use galaxy_telemetry::email_hash;
 use galaxy_user::{Account, AccountStatus, UserService};
 use tokio::task::JoinHandle;
@@ -88,7 +88,8 @@ pub trait AuthService: Send + Sync + 'static {
 pub struct PgAuthService {
     pub(crate) pool: Pool,
     pub(crate) users: Arc<dyn UserService>,
-    geo: GeoIp,
+    /// The request counters, and the GeoIP reader they hold (sign-in looks
+    /// the declared country up with it).
     pub(crate) counters: CountryCounters,
     settings: AuthSettings,
     pub(crate) sessions: SessionCache,
@@ -118,14 +119,12 @@ impl PgAuthService {
     pub fn new(
         pool: Pool,
         users: Arc<dyn UserService>,
-        geo: GeoIp,
         counters: CountryCounters,
         settings: AuthSettings,
     ) -> Self {
         Self {
             pool,
             users,
-            geo,
             counters,
             settings,
             sessions: SessionCache::default(),
@@ -158,7 +157,7 @@ impl PgAuthService {
 
     fn country(&self, ip: Option<IpAddr>) -> Option<String> {
         let ip = ip?;
-        match self.geo.country(ip) {
+        match self.counters.geo().country(ip) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "geoip lookup failed; no declared country");

@@ -7,24 +7,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use galaxy_auth::{AuthError, AuthService, AuthSettings, PgAuthService};
 use galaxy_core::UserSessionResolver;
 use galaxy_core::env::RateLimit;
-use galaxy_geo::{CountryCounters, GeoIp};
-use galaxy_testdb::TestDb;
+use galaxy_geo::CountryCounters;
+use galaxy_testdb::{TestDb, count};
 use galaxy_user::{PgUserService, UserEvents, UserService};
 use uuid::Uuid;
-
-fn geo() -> GeoIp {
-    // A file of its own per call (tests run in parallel), gone once open.
-    let path = std::env::temp_dir().join(format!("galaxy-auth-test-{}.mmdb", Uuid::now_v7()));
-    galaxy_geo::fixture::write(&path).unwrap();
-    let geo = GeoIp::open(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
-    geo
-}
 
 fn settings() -> AuthSettings {
     AuthSettings {
@@ -45,12 +36,10 @@ struct World {
 
 async fn world_with(db: TestDb, settings: AuthSettings) -> World {
     let users = Arc::new(PgUserService::new(db.pool()));
-    let geo = geo();
     let auth = Arc::new(PgAuthService::new(
         db.pool(),
         users.clone(),
-        geo.clone(),
-        CountryCounters::new(geo),
+        CountryCounters::new(galaxy_geo::fixture::open()),
         settings,
     ));
     users.add_listener(auth.clone());
@@ -71,21 +60,6 @@ struct Mail {
     to_address: String,
     #[diesel(sql_type = Text)]
     body_text: String,
-}
-
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    let mut conn = db.pool().get().await.unwrap();
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut conn)
-        .await
-        .unwrap()
-        .n
 }
 
 /// The code of the newest login mail to `email`, read from the outbox.
@@ -283,12 +257,10 @@ async fn sessions_survive_a_restart_and_revocation_is_owner_only() {
 
     // A fresh service on the same database (a restart) resolves both tokens.
     let users = Arc::new(PgUserService::new(w.db.pool()));
-    let g = geo();
     let restarted = PgAuthService::new(
         w.db.pool(),
         users.clone(),
-        g.clone(),
-        CountryCounters::new(g),
+        CountryCounters::new(galaxy_geo::fixture::open()),
         settings(),
     );
     users.warm().await.unwrap();

@@ -12,6 +12,7 @@ mod dsn;
 mod error;
 pub mod leader;
 mod migrate;
+mod page;
 mod pool;
 mod settings;
 #[cfg(feature = "testing")]

@@ -1,15 +1,14 @@
 //! `BACKEND_POSTGRES_*`: where the database is and how the pool uses it.
 
-use galaxy_core::env::{ConfigError, Env, REQUIRED, Reader, Variable};
+use galaxy_core::env::{ConfigError, Env, Reader, Variable};
 
 use crate::dsn::DatabaseUrl;
 use crate::pool::PoolSettings;
 
 /// The variables this crate reads (SYSTEM.md §3).
 pub const VARIABLES: &[Variable] = &[
-    Variable::new(
+    Variable::required(
         "BACKEND_POSTGRES_DSN",
-        REQUIRED,
         "`postgres://…?search_path=backend`; `search_path` is applied to every pooled connection",
     ),
     Variable::new("BACKEND_POSTGRES_MAX_CONNECTIONS", "16", "pool size"),

@@ -13,6 +13,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use mmdb_writer::{Value, Writer};
 
+use crate::GeoIp;
+
 /// Addresses the fixture answers, with their country.
 pub const KNOWN: &[(&str, &str)] = &[
     ("81.2.69.142", "GB"),
@@ -70,6 +72,18 @@ const CONTINENTS: &[(&str, &str, u32)] = &[
 /// Writes the fixture to `path` (replacing any file there).
 pub fn write(path: &Path) -> std::io::Result<()> {
     std::fs::write(path, bytes()?)
+}
+
+/// The fixture opened in memory: for tests that only need lookups (a
+/// backend process needs [`write`] and a path).
+#[allow(
+    clippy::expect_used,
+    reason = "test fixture: the fixture's own tests open it the same way"
+)]
+#[must_use]
+pub fn open() -> GeoIp {
+    let bytes = bytes().expect("the fixture builds");
+    GeoIp::from_bytes(bytes).expect("the fixture opens")
 }
 
 /// The fixture's bytes; identical on every call (fixed build time).

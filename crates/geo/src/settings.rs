@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 
-use galaxy_core::env::{ConfigError, Env, REQUIRED, Reader, Variable};
+use galaxy_core::env::{ConfigError, Env, Reader, Variable};
 
 /// The variables this crate reads (SYSTEM.md §3).
-pub const VARIABLES: &[Variable] = &[Variable::new(
+pub const VARIABLES: &[Variable] = &[Variable::required(
     "BACKEND_GEOIP_DB_PATH",
-    REQUIRED,
     "GeoLite2-Country (or compatible) `.mmdb`",
 )];
 

@@ -95,8 +95,7 @@ impl MailService for PgMailService {
     ) -> Result<Paged<Delivery>, MailError> {
         let mut c = self.conn().await?;
         let status = dead_letters_only.then_some("dead_lettered");
-        let (rows, total) = store::list(&mut c, status, page.offset(), page.limit()).await?;
-        Ok(Paged::new(rows, page, total))
+        Ok(store::list(&mut c, status, page).await?)
     }
 
     async fn delivery(&self, id: Uuid) -> Result<Delivery, MailError> {
@@ -109,8 +108,7 @@ impl MailService for PgMailService {
         if store::get(&mut c, id).await?.is_none() {
             return Err(MailError::NotFound);
         }
-        let (rows, total) = store::attempts(&mut c, id, page.offset(), page.limit()).await?;
-        Ok(Paged::new(rows, page, total))
+        Ok(store::attempts(&mut c, id, page).await?)
     }
 
     async fn resend(&self, id: Uuid) -> Result<Delivery, MailError> {

@@ -5,18 +5,17 @@
 use std::fmt;
 use std::time::Duration;
 
-use galaxy_core::env::{ConfigError, Env, REQUIRED, Reader, Variable, looks_like_email};
+use galaxy_core::env::{ConfigError, Env, Reader, Variable, looks_like_email};
 
 /// The variables this crate reads (SYSTEM.md §3).
 pub const VARIABLES: &[Variable] = &[
-    Variable::new("BACKEND_SMTP_HOST", REQUIRED, "SMTP relay host"),
+    Variable::required("BACKEND_SMTP_HOST", "SMTP relay host"),
     Variable::new("BACKEND_SMTP_PORT", "587", "SMTP relay port"),
-    Variable::new(
+    Variable::unset(
         "BACKEND_SMTP_USERNAME",
-        "",
         "SMTP AUTH user (AUTH only when set)",
     ),
-    Variable::new("BACKEND_SMTP_PASSWORD", "", "SMTP AUTH password"),
+    Variable::unset("BACKEND_SMTP_PASSWORD", "SMTP AUTH password"),
     Variable::new(
         "BACKEND_SMTP_TLS_MODE",
         "starttls",
@@ -27,7 +26,7 @@ pub const VARIABLES: &[Variable] = &[
         "30s",
         "bound on connecting and on each SMTP step; `BACKEND_MAIL_CLAIM_LEASE` must be at least twice it",
     ),
-    Variable::new("BACKEND_SMTP_FROM", REQUIRED, "envelope and header From"),
+    Variable::required("BACKEND_SMTP_FROM", "envelope and header From"),
     Variable::new("BACKEND_MAIL_WORKER_INTERVAL", "2s", "outbox scan period"),
     Variable::new(
         "BACKEND_MAIL_MAX_ATTEMPTS",
@@ -178,15 +177,9 @@ impl Settings {
             retry_base: r.duration("BACKEND_MAIL_RETRY_BASE")?,
             retry_max: r.duration("BACKEND_MAIL_RETRY_MAX")?,
             lease: r.duration("BACKEND_MAIL_CLAIM_LEASE")?,
-            connections: r.count("BACKEND_MAIL_SMTP_CONNECTIONS")?,
+            connections: r.count_up_to("BACKEND_MAIL_SMTP_CONNECTIONS", MAX_SMTP_CONNECTIONS)?,
             ..WorkerSettings::default()
         };
-        if worker.connections > MAX_SMTP_CONNECTIONS {
-            return Err(ConfigError::new(
-                "BACKEND_MAIL_SMTP_CONNECTIONS",
-                format!("must be at most {MAX_SMTP_CONNECTIONS}"),
-            ));
-        }
         // A claimed row must stay leased while its try can still be running:
         // connect and each SMTP step are bounded by the timeout.
         if worker.lease < smtp.timeout * 2 {

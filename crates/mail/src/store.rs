@@ -20,6 +20,7 @@ use diesel::sql_types::{
     Array, BigInt, Double, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use galaxy_core::{Page, Paged};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -317,19 +318,19 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// Newest first; `status` filters (the dead-letter view).
+/// One page of deliveries, newest first, and their total; `status` filters
+/// (the dead-letter view).
 pub async fn list(
     conn: &mut AsyncPgConnection,
     status: Option<&str>,
-    offset: i64,
-    limit: i64,
-) -> QueryResult<(Vec<Delivery>, i64)> {
+    page: Page,
+) -> QueryResult<Paged<Delivery>> {
     use mail_deliveries::dsl as d;
     let mut q = d::mail_deliveries
         .select(Delivery::as_select())
         .order((d::created_at.desc(), d::id.desc()))
-        .offset(offset)
-        .limit(limit)
+        .offset(page.offset())
+        .limit(page.limit())
         .into_boxed();
     let mut c = d::mail_deliveries.count().into_boxed();
     if let Some(s) = status {
@@ -338,7 +339,7 @@ pub async fn list(
     }
     let items = q.load(conn).await?;
     let total = c.get_result(conn).await?;
-    Ok((items, total))
+    Ok(Paged::new(items, page, total))
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Delivery>> {
@@ -350,28 +351,11 @@ pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<D
         .optional()
 }
 
-/// Newest first.
-pub async fn attempts(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    offset: i64,
-    limit: i64,
-) -> QueryResult<(Vec<Attempt>, i64)> {
-    let items = mail_attempts::table
-        .filter(mail_attempts::delivery_id.eq(id))
-        .order(mail_attempts::attempt_no.desc())
-        .offset(offset)
-        .limit(limit)
-        .select(Attempt::as_select())
-        .load(conn)
-        .await?;
-    let total = mail_attempts::table
-        .filter(mail_attempts::delivery_id.eq(id))
-        .count()
-        .get_result(conn)
-        .await?;
-    Ok((items, total))
-}
+galaxy_db::page_of_children!(
+    /// One page of a delivery's attempts, newest first, and their total.
+    pub fn attempts: mail_attempts by delivery_id as Attempt,
+    order by mail_attempts::attempt_no.desc()
+);
 
 pub enum ResendResult {
     Rearmed(Delivery),

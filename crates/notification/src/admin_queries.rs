@@ -10,18 +10,15 @@ use crate::service::PgNotificationService;
 use crate::store;
 use crate::views::{IntentDetail, IntentView, RouteView};
 
+type Result<T> = std::result::Result<T, NotificationError>;
+
 #[async_trait::async_trait]
 impl NotificationAdmin for PgNotificationService {
-    async fn intents(
-        &self,
-        kind: Option<&str>,
-        page: Page,
-    ) -> Result<Paged<IntentView>, NotificationError> {
-        let (rows, total) = store::list_intents(&mut *self.conn().await?, kind, page).await?;
-        Ok(Paged::new(rows, page, total))
+    async fn intents(&self, kind: Option<&str>, page: Page) -> Result<Paged<IntentView>> {
+        Ok(store::list_intents(&mut *self.conn().await?, kind, page).await?)
     }
 
-    async fn intent_detail(&self, id: Uuid) -> Result<IntentDetail, NotificationError> {
+    async fn intent_detail(&self, id: Uuid) -> Result<IntentDetail> {
         let mut conn = self.conn().await?;
         let intent = store::intent(&mut conn, id)
             .await?
@@ -37,16 +34,11 @@ impl NotificationAdmin for PgNotificationService {
         })
     }
 
-    async fn routes(
-        &self,
-        status: Option<&str>,
-        page: Page,
-    ) -> Result<Paged<RouteView>, NotificationError> {
-        let (rows, total) = store::list_routes(&mut *self.conn().await?, status, page).await?;
-        Ok(Paged::new(rows, page, total))
+    async fn routes(&self, status: Option<&str>, page: Page) -> Result<Paged<RouteView>> {
+        Ok(store::list_routes(&mut *self.conn().await?, status, page).await?)
     }
 
-    async fn retry_route(&self, id: Uuid) -> Result<RouteView, NotificationError> {
+    async fn retry_route(&self, id: Uuid) -> Result<RouteView> {
         let mut conn = self.conn().await?;
         if let Some(route) = store::rearm_dead_letter(&mut conn, id).await? {
             tracing::info!(route_id = %id, "dead-lettered route re-armed by admin");

@@ -18,6 +18,7 @@ mod service;
 mod settings;
 mod store;
 mod submit;
+mod subscribe;
 mod views;
 mod worker;
 
@@ -40,5 +41,6 @@ pub use push::{PushGrpc, PushHub, Subscription};
 pub use service::{NotificationService, PgNotificationService};
 pub use settings::VARIABLES;
 pub use store::{CHANNEL_EMAIL, CHANNEL_PUSH, route_counts, skip_user_routes};
+pub use subscribe::subscribe_request;
 pub use views::{InboxItem, IntentDetail, IntentView, RouteView};
 pub use worker::NO_SUBSCRIBER;

@@ -17,9 +17,8 @@ pub const VARIABLES: &[Variable] = &[
         "8",
         "attempts before a route is dead-lettered",
     ),
-    Variable::new(
+    Variable::unset(
         "BACKEND_NOTIFICATION_ADMIN_EMAIL",
-        "",
         "recipient of admin-channel kinds; empty → routes `skipped`",
     ),
 ];

@@ -16,7 +16,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use galaxy_db::announce::Coherent;
 use uuid::Uuid;
 
-use crate::db::{self, RecordRow};
+use crate::db;
 use crate::error::RuntimeError;
 use crate::model::RuntimeRecord;
 use crate::schema::runtime_records;
@@ -87,12 +87,11 @@ impl Coherent for Versions {
 }
 
 async fn records_of(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<RuntimeRecord>> {
-    let rows: Vec<RecordRow> = runtime_records::table
+    runtime_records::table
         .filter(runtime_records::game_id.eq_any(ids))
-        .select(RecordRow::as_select())
+        .select(RuntimeRecord::as_select())
         .load(conn)
-        .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+        .await
 }
 
 /// The start request each of these games was last started with.

@@ -26,33 +26,25 @@ pub use history::{
     insert_operation, insert_turn, latest_start_requests, operations, turns,
 };
 
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = engine_versions, check_for_backend(diesel::pg::Pg))]
-struct VersionRow {
-    version: String,
-    image: String,
-    status: String,
-    created_at: DateTime<Utc>,
-}
-
-impl From<VersionRow> for EngineVersion {
-    fn from(r: VersionRow) -> Self {
-        Self {
-            version: r.version,
-            image: r.image,
-            status: EngineVersionStatus::parse(&r.status).unwrap_or(EngineVersionStatus::Disabled),
-            created_at: r.created_at,
-        }
-    }
-}
-
 pub async fn load_versions(conn: &mut AsyncPgConnection) -> QueryResult<Vec<EngineVersion>> {
-    let rows: Vec<VersionRow> = engine_versions::table
-        .select(VersionRow::as_select())
+    engine_versions::table
+        .select(EngineVersion::as_select())
         .order(engine_versions::created_at.asc())
         .load(conn)
-        .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+        .await
+}
+
+/// Tells peers the versions changed when `row` was written (`None`: nothing
+/// was) and returns it as the service holds it.
+async fn version_announced(
+    conn: &mut AsyncPgConnection,
+    row: Option<EngineVersion>,
+) -> QueryResult<Option<EngineVersion>> {
+    if row.is_some() {
+        // The table is small: any change reloads it whole.
+        announce(conn, VERSIONS, [Uuid::nil()]).await?;
+    }
+    Ok(row)
 }
 
 /// `None` when the version already exists.
@@ -61,21 +53,17 @@ pub async fn insert_version(
     version: &str,
     image: &str,
 ) -> QueryResult<Option<EngineVersion>> {
-    let row: Option<VersionRow> = diesel::insert_into(engine_versions::table)
+    let row: Option<EngineVersion> = diesel::insert_into(engine_versions::table)
         .values((
             engine_versions::version.eq(version),
             engine_versions::image.eq(image),
         ))
         .on_conflict_do_nothing()
-        .returning(VersionRow::as_returning())
+        .returning(EngineVersion::as_returning())
         .get_result(conn)
         .await
         .optional()?;
-    if row.is_some() {
-        // The table is small: any change reloads it whole.
-        announce(conn, VERSIONS, [Uuid::nil()]).await?;
-    }
-    Ok(row.map(Into::into))
+    version_announced(conn, row).await
 }
 
 pub async fn set_version_status(
@@ -83,36 +71,13 @@ pub async fn set_version_status(
     version: &str,
     status: EngineVersionStatus,
 ) -> QueryResult<Option<EngineVersion>> {
-    let row: Option<VersionRow> = diesel::update(engine_versions::table.find(version))
+    let row: Option<EngineVersion> = diesel::update(engine_versions::table.find(version))
         .set(engine_versions::status.eq(status.as_str()))
-        .returning(VersionRow::as_returning())
+        .returning(EngineVersion::as_returning())
         .get_result(conn)
         .await
         .optional()?;
-    if row.is_some() {
-        // The table is small: any change reloads it whole.
-        announce(conn, VERSIONS, [Uuid::nil()]).await?;
-    }
-    Ok(row.map(Into::into))
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = runtime_records, check_for_backend(diesel::pg::Pg))]
-pub struct RecordRow {
-    pub(crate) game_id: Uuid,
-    desired_state: String,
-    observed_state: String,
-    container_id: Option<String>,
-    container_name: String,
-    engine_version: String,
-    image: String,
-    endpoint: Option<String>,
-    current_turn: i32,
-    next_turn_at: Option<DateTime<Utc>>,
-    skip_next_wait: bool,
-    last_error: Option<String>,
-    last_reconciled_at: Option<DateTime<Utc>>,
-    updated_at: DateTime<Utc>,
+    version_announced(conn, row).await
 }
 
 /// The `updated_at` of a write: after the row's previous one even within one
@@ -124,34 +89,11 @@ fn bumped() -> diesel::expression::SqlLiteral<diesel::sql_types::Timestamptz> {
     )
 }
 
-impl From<RecordRow> for RuntimeRecord {
-    fn from(r: RecordRow) -> Self {
-        Self {
-            game_id: r.game_id,
-            desired_state: DesiredState::parse(&r.desired_state).unwrap_or(DesiredState::Stopped),
-            observed_state: ObservedState::parse(&r.observed_state)
-                .unwrap_or(ObservedState::Failed),
-            container_id: r.container_id,
-            container_name: r.container_name,
-            engine_version: r.engine_version,
-            image: r.image,
-            endpoint: r.endpoint,
-            current_turn: r.current_turn,
-            next_turn_at: r.next_turn_at,
-            skip_next_wait: r.skip_next_wait,
-            last_error: r.last_error,
-            last_reconciled_at: r.last_reconciled_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
 pub async fn load_records(conn: &mut AsyncPgConnection) -> QueryResult<Vec<RuntimeRecord>> {
-    let rows: Vec<RecordRow> = runtime_records::table
-        .select(RecordRow::as_select())
+    runtime_records::table
+        .select(RuntimeRecord::as_select())
         .load(conn)
-        .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+        .await
 }
 
 /// A partial update of a record; `None` leaves a column as it is,
@@ -183,9 +125,9 @@ impl RecordChange {
 }
 
 /// Tells peers the record changed and returns it as the service holds it.
-async fn announced(conn: &mut AsyncPgConnection, row: RecordRow) -> QueryResult<RuntimeRecord> {
+async fn announced(conn: &mut AsyncPgConnection, row: RuntimeRecord) -> QueryResult<RuntimeRecord> {
     announce(conn, RECORDS, [row.game_id]).await?;
-    Ok(row.into())
+    Ok(row)
 }
 
 pub async fn update_record(
@@ -193,9 +135,9 @@ pub async fn update_record(
     game_id: Uuid,
     change: RecordChange,
 ) -> QueryResult<RuntimeRecord> {
-    let row: RecordRow = diesel::update(runtime_records::table.find(game_id))
+    let row: RuntimeRecord = diesel::update(runtime_records::table.find(game_id))
         .set((&change, runtime_records::updated_at.eq(bumped())))
-        .returning(RecordRow::as_returning())
+        .returning(RuntimeRecord::as_returning())
         .get_result(conn)
         .await?;
     announced(conn, row).await
@@ -226,7 +168,7 @@ pub async fn upsert_starting_record(
     image: &str,
 ) -> QueryResult<RuntimeRecord> {
     let now = Utc::now();
-    let row: RecordRow = diesel::insert_into(runtime_records::table)
+    let row: RuntimeRecord = diesel::insert_into(runtime_records::table)
         .values((
             runtime_records::game_id.eq(game_id),
             runtime_records::desired_state.eq(DesiredState::Running.as_str()),
@@ -246,10 +188,32 @@ pub async fn upsert_starting_record(
             runtime_records::last_error.eq(None::<String>),
             runtime_records::updated_at.eq(bumped()),
         ))
-        .returning(RecordRow::as_returning())
+        .returning(RuntimeRecord::as_returning())
         .get_result(conn)
         .await?;
     announced(conn, row).await
+}
+
+/// Whether a record is due for a turn at `now`: wanted and seen running,
+/// its wait over (or skipped), and not claimed by someone whose claim has
+/// not run out.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn due_at(now: DateTime<Utc>) -> _ {
+    let wanted: &'static str = DesiredState::Running.as_str();
+    let seen: &'static str = ObservedState::Running.as_str();
+    runtime_records::desired_state
+        .eq(wanted)
+        .and(runtime_records::observed_state.eq(seen))
+        .and(
+            runtime_records::skip_next_wait
+                .eq(true)
+                .or(runtime_records::next_turn_at.le(now)),
+        )
+        .and(
+            runtime_records::turn_claimed_until
+                .is_null()
+                .or(runtime_records::turn_claimed_until.lt(now)),
+        )
 }
 
 /// Claims a record that is due for a turn until `now + lease`, in one
@@ -261,32 +225,18 @@ pub async fn claim_due(
     lease: chrono::Duration,
 ) -> QueryResult<Option<RuntimeRecord>> {
     let now = Utc::now();
-    let row: Option<RecordRow> = diesel::update(
-        runtime_records::table
-            .find(game_id)
-            .filter(runtime_records::desired_state.eq(DesiredState::Running.as_str()))
-            .filter(runtime_records::observed_state.eq(ObservedState::Running.as_str()))
-            .filter(
-                runtime_records::skip_next_wait
-                    .eq(true)
-                    .or(runtime_records::next_turn_at.le(now)),
-            )
-            .filter(
-                runtime_records::turn_claimed_until
-                    .is_null()
-                    .or(runtime_records::turn_claimed_until.lt(now)),
-            ),
-    )
-    .set((
-        runtime_records::turn_claimed_until.eq(now + lease),
-        runtime_records::updated_at.eq(bumped()),
-    ))
-    .returning(RecordRow::as_returning())
-    .get_result(conn)
-    .await
-    .optional()?;
+    let row: Option<RuntimeRecord> =
+        diesel::update(runtime_records::table.find(game_id).filter(due_at(now)))
+            .set((
+                runtime_records::turn_claimed_until.eq(now + lease),
+                runtime_records::updated_at.eq(bumped()),
+            ))
+            .returning(RuntimeRecord::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
     announce(conn, RECORDS, row.iter().map(|r| r.game_id)).await?;
-    Ok(row.map(Into::into))
+    Ok(row)
 }
 
 /// Locks one record for the rest of the transaction.
@@ -294,32 +244,19 @@ pub async fn lock_record(
     conn: &mut AsyncPgConnection,
     game_id: Uuid,
 ) -> QueryResult<Option<RuntimeRecord>> {
-    let row: Option<RecordRow> = runtime_records::table
+    runtime_records::table
         .find(game_id)
-        .select(RecordRow::as_select())
+        .select(RuntimeRecord::as_select())
         .for_update()
         .get_result(conn)
         .await
-        .optional()?;
-    Ok(row.map(Into::into))
+        .optional()
 }
 
 /// Games due for a turn (unlocked scan; each is then claimed).
 pub async fn due_games(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<Uuid>> {
-    let now = Utc::now();
     runtime_records::table
-        .filter(runtime_records::desired_state.eq(DesiredState::Running.as_str()))
-        .filter(runtime_records::observed_state.eq(ObservedState::Running.as_str()))
-        .filter(
-            runtime_records::skip_next_wait
-                .eq(true)
-                .or(runtime_records::next_turn_at.le(now)),
-        )
-        .filter(
-            runtime_records::turn_claimed_until
-                .is_null()
-                .or(runtime_records::turn_claimed_until.lt(now)),
-        )
+        .filter(due_at(Utc::now()))
         .select(runtime_records::game_id)
         .order(runtime_records::next_turn_at.asc().nulls_first())
         .limit(limit)
@@ -331,17 +268,17 @@ pub async fn touch_reconciled(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
 ) -> QueryResult<Vec<RuntimeRecord>> {
-    let rows: Vec<RecordRow> =
+    let rows: Vec<RuntimeRecord> =
         diesel::update(runtime_records::table.filter(runtime_records::game_id.eq_any(ids)))
             .set((
                 runtime_records::last_reconciled_at.eq(Utc::now()),
                 runtime_records::updated_at.eq(bumped()),
             ))
-            .returning(RecordRow::as_returning())
+            .returning(RuntimeRecord::as_returning())
             .get_results(conn)
             .await?;
     announce(conn, RECORDS, rows.iter().map(|r| r.game_id)).await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    Ok(rows)
 }
 
 /// Engine containers by observed state (the containers gauge).

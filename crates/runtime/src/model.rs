@@ -2,14 +2,21 @@
 //! turns, and the inputs of a start.
 
 use chrono::{DateTime, Utc};
+use diesel::{Queryable, Selectable};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::schema::{engine_versions, runtime_operation_log, runtime_records};
+
 /// A closed set of words stored as `text` with a CHECK constraint.
+///
+/// A word this build does not know reads as the `unknown` variant instead of
+/// failing the whole query: several backends share one database, and a newer
+/// one may store a word an older one lacks.
 macro_rules! text_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? } unknown = $unknown:ident) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
         #[serde(rename_all = "snake_case")]
@@ -28,6 +35,13 @@ macro_rules! text_enum {
             }
         }
 
+        /// Read from a `text` column (`#[diesel(deserialize_as = String)]`).
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self::parse(&s).unwrap_or(Self::$unknown)
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
@@ -39,10 +53,11 @@ macro_rules! text_enum {
 text_enum!(
     /// Whether an engine version may be used.
     EngineVersionStatus { Active = "active", Deprecated = "deprecated", Disabled = "disabled" }
+    unknown = Disabled
 );
 text_enum!(
     /// What the operator (or the lobby) wants.
-    DesiredState { Running = "running", Stopped = "stopped" }
+    DesiredState { Running = "running", Stopped = "stopped" } unknown = Stopped
 );
 text_enum!(
     /// What Docker last showed.
@@ -53,28 +68,35 @@ text_enum!(
         Exited = "exited",
         Failed = "failed",
     }
+    unknown = Failed
 );
 text_enum!(
     OperationKind { Start = "start", Stop = "stop", Patch = "patch", ForceNextTurn = "force_next_turn" }
+    unknown = Start
 );
 text_enum!(
-    Outcome { Running = "running", Succeeded = "succeeded", Failed = "failed" }
+    Outcome { Running = "running", Succeeded = "succeeded", Failed = "failed" } unknown = Failed
 );
 
 /// `{version, image, status, created_at}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, Queryable, Selectable)]
+#[diesel(table_name = engine_versions, check_for_backend(diesel::pg::Pg))]
 pub struct EngineVersion {
     pub version: String,
     pub image: String,
+    #[diesel(deserialize_as = String)]
     pub status: EngineVersionStatus,
     pub created_at: DateTime<Utc>,
 }
 
 /// One game's engine container as the runtime tracks it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, Queryable, Selectable)]
+#[diesel(table_name = runtime_records, check_for_backend(diesel::pg::Pg))]
 pub struct RuntimeRecord {
     pub game_id: Uuid,
+    #[diesel(deserialize_as = String)]
     pub desired_state: DesiredState,
+    #[diesel(deserialize_as = String)]
     pub observed_state: ObservedState,
     pub container_id: Option<String>,
     pub container_name: String,
@@ -102,15 +124,18 @@ impl RuntimeRecord {
 }
 
 /// One row of the operation log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, Queryable, Selectable)]
+#[diesel(table_name = runtime_operation_log, check_for_backend(diesel::pg::Pg))]
 pub struct Operation {
     pub id: Uuid,
     pub game_id: Uuid,
+    #[diesel(deserialize_as = String)]
     pub operation: OperationKind,
     /// An admin id, an account id or `system` (the reconciler).
     pub actor: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    #[diesel(deserialize_as = String)]
     pub outcome: Outcome,
     pub error_message: Option<String>,
 }

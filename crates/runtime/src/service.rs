@@ -228,9 +228,7 @@ impl RuntimeService for Runtime {
         page: Page,
     ) -> Result<Paged<Operation>, RuntimeError> {
         let mut conn = self.conn().await?;
-        let (items, total) =
-            db::operations(&mut conn, game_id, page.offset(), page.limit()).await?;
-        Ok(Paged::new(items, page, total))
+        Ok(db::operations(&mut conn, game_id, page).await?)
     }
 
     async fn turns(&self, game_id: Uuid) -> Result<Vec<GameTurn>, RuntimeError> {

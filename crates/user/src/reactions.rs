@@ -46,17 +46,16 @@ pub(crate) async fn record(
     status: AccountStatus,
     changed_at: DateTime<Utc>,
 ) -> QueryResult<Uuid> {
-    let id = galaxy_core::new_id();
     diesel::insert_into(ar::table)
         .values((
-            ar::id.eq(id),
+            ar::id.eq(galaxy_core::new_id()),
             ar::account_id.eq(account_id),
             ar::status.eq(status.as_str()),
             ar::changed_at.eq(changed_at),
         ))
-        .execute(conn)
-        .await?;
-    Ok(id)
+        .returning(ar::id)
+        .get_result(conn)
+        .await
 }
 
 /// Locks one record until the transaction ends, waiting for a worker that

@@ -33,6 +33,16 @@ impl Variable {
         }
     }
 
+    /// A variable with no default: reading it without a value is an error.
+    pub const fn required(name: &'static str, meaning: &'static str) -> Self {
+        Self::new(name, REQUIRED, meaning)
+    }
+
+    /// A variable that is unset (empty) unless the operator sets it.
+    pub const fn unset(name: &'static str, meaning: &'static str) -> Self {
+        Self::new(name, "", meaning)
+    }
+
     pub fn is_required(&self) -> bool {
         self.default == REQUIRED
     }
@@ -140,6 +150,19 @@ impl<'a> Reader<'a> {
         let v: T = self.parse(name)?;
         if v < T::from(1) {
             return Err(ConfigError::new(name, "must be at least 1"));
+        }
+        Ok(v)
+    }
+
+    /// A count from 1 to `max`.
+    pub fn count_up_to<T>(&self, name: &str, max: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + From<u8> + fmt::Display,
+        T::Err: fmt::Display,
+    {
+        let v: T = self.count(name)?;
+        if v > max {
+            return Err(ConfigError::new(name, format!("must be at most {max}")));
         }
         Ok(v)
     }

@@ -7,7 +7,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use galaxy_core::Page;
+use galaxy_core::{Page, Paged};
 use uuid::Uuid;
 
 use super::columns::CHANNEL_PUSH;
@@ -15,15 +15,15 @@ use crate::schema::{notification_intents as ni, notification_routes as nr};
 use crate::views::{InboxItem, IntentView, RouteView};
 
 /// Defines `$name`: one page of `$table`'s rows as `$row`, newest first,
-/// with the count of every row that matches; a `Some` filter keeps only the
-/// rows whose `$column` equals it.
+/// with the count of every row that matches (the `total` of the
+/// [`Paged`]); a `Some` filter keeps only the rows whose `$column` equals it.
 macro_rules! newest_first_page {
     ($name:ident: $table:ident as $row:ty, filtered by $column:ident) => {
         pub async fn $name(
             conn: &mut AsyncPgConnection,
             $column: Option<&str>,
             page: Page,
-        ) -> QueryResult<(Vec<$row>, i64)> {
+        ) -> QueryResult<Paged<$row>> {
             let base = || {
                 let q = $table::table.into_boxed();
                 match $column {
@@ -39,7 +39,7 @@ macro_rules! newest_first_page {
                 .limit(page.limit())
                 .load(conn)
                 .await?;
-            Ok((rows, total))
+            Ok(Paged::new(rows, page, total))
         }
     };
 }

@@ -170,59 +170,11 @@ pub async fn games_with_running_operations(
     Ok(ids.into_iter().collect())
 }
 
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = runtime_operation_log, check_for_backend(diesel::pg::Pg))]
-struct OperationRow {
-    id: Uuid,
-    game_id: Uuid,
-    operation: String,
-    actor: String,
-    started_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
-    outcome: String,
-    error_message: Option<String>,
-}
-
-impl From<OperationRow> for Operation {
-    fn from(r: OperationRow) -> Self {
-        Self {
-            id: r.id,
-            game_id: r.game_id,
-            operation: OperationKind::parse(&r.operation).unwrap_or(OperationKind::Start),
-            actor: r.actor,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            outcome: Outcome::parse(&r.outcome).unwrap_or(Outcome::Failed),
-            error_message: r.error_message,
-        }
-    }
-}
-
-/// A game's operations, newest first, and their total.
-pub async fn operations(
-    conn: &mut AsyncPgConnection,
-    game_id: Uuid,
-    offset: i64,
-    limit: i64,
-) -> QueryResult<(Vec<Operation>, i64)> {
-    let total = runtime_operation_log::table
-        .filter(runtime_operation_log::game_id.eq(game_id))
-        .count()
-        .get_result(conn)
-        .await?;
-    let rows: Vec<OperationRow> = runtime_operation_log::table
-        .filter(runtime_operation_log::game_id.eq(game_id))
-        .order((
-            runtime_operation_log::started_at.desc(),
-            runtime_operation_log::id.desc(),
-        ))
-        .offset(offset)
-        .limit(limit)
-        .select(OperationRow::as_select())
-        .load(conn)
-        .await?;
-    Ok((rows.into_iter().map(Into::into).collect(), total))
-}
+galaxy_db::page_of_children!(
+    /// One page of a game's operations, newest first, and their total.
+    pub fn operations: runtime_operation_log by game_id as Operation,
+    order by (runtime_operation_log::started_at.desc(), runtime_operation_log::id.desc())
+);
 
 /// The start request each game was last started with (kept in the details
 /// of its start operations, see decision RUNTIME-2).
