@@ -20,7 +20,6 @@ pub mod load;
 mod process;
 pub mod push;
 mod redis;
-pub mod sql;
 pub mod testenv;
 
 pub use backend::{Backend, BackendBuilder, binary_path, free_port, geoip_fixture};

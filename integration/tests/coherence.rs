@@ -180,7 +180,7 @@ async fn a_terminated_listener_reloads_its_caches_before_it_is_ready_again() {
 
     // Both listeners' sessions end, as in a PostgreSQL restart or failover
     // (only this test's database: the server is shared by parallel tests).
-    let terminated = galaxy_integration::sql::count(
+    let terminated = galaxy_testdb::count(
         &db,
         &format!(
             "SELECT count(*) AS n FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \

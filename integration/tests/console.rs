@@ -711,8 +711,8 @@ async fn browser_resends_dead_mail_retries_a_route_and_blocks_a_user() {
 }
 
 async fn resend_retry_block(browser: &Browser) {
-    use galaxy_notification::proto::SubscribeRequest;
     use galaxy_notification::proto::push_client::PushClient;
+    use galaxy_notification::subscribe_request;
     let db = TestDb::new();
     let smtp = galaxy_testsmtp::SmtpServer::accepting().unwrap();
     smtp.set_reply(galaxy_testsmtp::Reply::reject(550));
@@ -822,14 +822,8 @@ async fn resend_retry_block(browser: &Browser) {
     let mut push = PushClient::connect(format!("http://{}", b.grpc))
         .await
         .unwrap();
-    let mut req = tonic::Request::new(SubscribeRequest {
-        gateway_id: "console-test".into(),
-    });
-    req.metadata_mut().insert(
-        "authorization",
-        "Bearer test-push-token-0123456789".parse().unwrap(),
-    );
-    let _stream = push.subscribe(req).await.unwrap().into_inner();
+    let req = subscribe_request("console-test", Some("Bearer test-push-token-0123456789"));
+    let _stream = push.subscribe(req.unwrap()).await.unwrap().into_inner();
     browser
         .open(b, "/console/notifications/routes?status=dead_lettered")
         .await;

@@ -12,11 +12,12 @@ use galaxy_integration::api::{get, get_json, json_of, post, sign_in};
 use galaxy_integration::engines::{
     ENGINE_IMAGE, EngineGuard, admin_login, docker, ensure_engine_image, register_engine,
 };
-use galaxy_integration::sql::count;
 use galaxy_integration::{Backend, BackendBuilder};
+use galaxy_notification::proto::PushEvent;
 use galaxy_notification::proto::push_client::PushClient;
-use galaxy_notification::proto::{PushEvent, SubscribeRequest};
+use galaxy_notification::subscribe_request;
 use galaxy_testdb::TestDb;
+use galaxy_testdb::count;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "test-push-token-0123456789";
@@ -90,11 +91,7 @@ async fn a_game_from_lobby_to_forced_turn_and_reconciled_restart() {
     // A gateway subscribed to the push stream sees every player event.
     let grpc = b.env("BACKEND_GRPC_LISTEN_ADDR").unwrap().to_owned();
     let mut client = PushClient::connect(format!("http://{grpc}")).await.unwrap();
-    let mut req = tonic::Request::new(SubscribeRequest {
-        gateway_id: "game-test".into(),
-    });
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let req = subscribe_request("game-test", Some(&format!("Bearer {TOKEN}"))).unwrap();
     let mut stream = client.subscribe(req).await.unwrap().into_inner();
 
     // The admin registers the engine version.

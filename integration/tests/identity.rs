@@ -10,8 +10,8 @@ use std::time::Duration;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use galaxy_integration::api::{call, delete, get, get_json, post};
-use galaxy_integration::sql::count;
 use galaxy_integration::{Backend, BackendBuilder};
+use galaxy_testdb::count;
 use galaxy_testdb::{PrivateServer, TestDb};
 use serde_json::{Value, json};
 

@@ -13,9 +13,9 @@ use galaxy_integration::api::{get, json_of, post, sign_in};
 use galaxy_integration::engines::{
     ENGINE_IMAGE, EngineGuard, admin_login, docker, ensure_engine_image, register_engine,
 };
-use galaxy_integration::sql::count;
 use galaxy_integration::{Backend, BackendBuilder};
 use galaxy_testdb::TestDb;
+use galaxy_testdb::count;
 use serde_json::{Value, json};
 
 const ADMIN_PASSWORD: &str = "an-admin-password-for-tests";

@@ -9,8 +9,8 @@ use std::time::Duration;
 use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use galaxy_integration::BackendBuilder;
-use galaxy_notification::proto::SubscribeRequest;
 use galaxy_notification::proto::push_client::PushClient;
+use galaxy_notification::subscribe_request;
 use galaxy_testdb::TestDb;
 
 const TOKEN: &str = "test-push-token-0123456789";
@@ -20,18 +20,24 @@ async fn subscribe(
     auth: Option<&str>,
 ) -> Result<tonic::Streaming<galaxy_notification::proto::PushEvent>, tonic::Status> {
     let mut client = PushClient::connect(format!("http://{addr}")).await.unwrap();
-    let mut request = tonic::Request::new(SubscribeRequest {
-        gateway_id: "integration".to_owned(),
-    });
-    if let Some(auth) = auth {
-        request
-            .metadata_mut()
-            .insert("authorization", auth.parse().unwrap());
-    }
     client
-        .subscribe(request)
+        .subscribe(subscribe_request("integration", auth).unwrap())
         .await
         .map(tonic::Response::into_inner)
+}
+
+/// Runs each statement with the three ids bound as `$1`, `$2` and `$3`.
+async fn execute_with_ids(db: &TestDb, statements: &[&str], ids: [uuid::Uuid; 3]) {
+    let mut conn = db.pool().get().await.unwrap();
+    for sql in statements {
+        diesel::sql_query(*sql)
+            .bind::<SqlUuid, _>(ids[0])
+            .bind::<SqlUuid, _>(ids[1])
+            .bind::<SqlUuid, _>(ids[2])
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -59,30 +65,17 @@ async fn the_backend_pushes_due_routes_to_an_authenticated_gateway() {
         uuid::Uuid::now_v7(),
         uuid::Uuid::now_v7(),
     );
-    let mut conn = db.pool().get().await.unwrap();
-    diesel::sql_query("INSERT INTO accounts (id, email, display_name) VALUES ($1, $2, 'P')")
-        .bind::<SqlUuid, _>(account)
-        .bind::<Text, _>(format!("{}@example.test", account.simple()))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    diesel::sql_query(
-        "INSERT INTO notification_intents (id, kind, idempotency_key, payload, origin_request_id) \
-         VALUES ($1, 'lobby.game_started', 'it', '{\"game_id\": \"x\", \"game_name\": \"G\"}', 'req-origin-7')",
+    execute_with_ids(
+        &db,
+        &[
+            "INSERT INTO accounts (id, email, display_name) VALUES ($1, $1::text || '@example.test', 'P')",
+            "INSERT INTO notification_intents (id, kind, idempotency_key, payload, origin_request_id) \
+             VALUES ($2, 'lobby.game_started', 'it', '{\"game_id\": \"x\", \"game_name\": \"G\"}', 'req-origin-7')",
+            "INSERT INTO notification_routes (id, intent_id, channel, account_id) VALUES ($3, $2, 'push', $1)",
+        ],
+        [account, intent, route],
     )
-    .bind::<SqlUuid, _>(intent)
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    diesel::sql_query(
-        "INSERT INTO notification_routes (id, intent_id, channel, account_id) VALUES ($1, $2, 'push', $3)",
-    )
-    .bind::<SqlUuid, _>(route)
-    .bind::<SqlUuid, _>(intent)
-    .bind::<SqlUuid, _>(account)
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    .await;
 
     let ev = tokio::time::timeout(Duration::from_secs(5), stream.message())
         .await
@@ -133,8 +126,9 @@ async fn an_email_route_in_a_running_backend_follows_its_mail_to_delivered() {
         uuid::Uuid::now_v7(),
         uuid::Uuid::now_v7(),
     );
-    let mut conn = db.pool().get().await.unwrap();
-    for sql in [
+    execute_with_ids(
+        &db,
+        &[
         "INSERT INTO notification_intents (id, kind, idempotency_key, payload) \
          VALUES ($1, 'runtime.start_config_invalid', 'it-mail', '{}')",
         "INSERT INTO notification_routes (id, intent_id, channel, address) \
@@ -142,15 +136,11 @@ async fn an_email_route_in_a_running_backend_follows_its_mail_to_delivered() {
         "INSERT INTO mail_deliveries (id, kind, to_address, subject, body_text, notification_route_id) \
          VALUES ($3, 'runtime.start_config_invalid', 'ops@example.test', 's', 'b', $2)",
         "UPDATE notification_routes SET mail_delivery_id = $3 WHERE id = $2",
-    ] {
-        diesel::sql_query(sql)
-            .bind::<SqlUuid, _>(intent)
-            .bind::<SqlUuid, _>(route)
-            .bind::<SqlUuid, _>(mail)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
+        ],
+        [intent, route, mail],
+    )
+    .await;
+    let mut conn = db.pool().get().await.unwrap();
 
     #[derive(diesel::QueryableByName, Debug, PartialEq)]
     struct States {

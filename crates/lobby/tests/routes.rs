@@ -223,7 +223,15 @@ async fn create_join_leave_start_run_and_cancel() {
     );
 
     // the admin list shows every game; a user token is not an admin token
-    let admin = |path| call(&app, "GET", path, Some("admin-token"), None);
+    let admin = |path| {
+        call(
+            &app,
+            "GET",
+            path,
+            Some(galaxy_core::testing::ADMIN_TOKEN),
+            None,
+        )
+    };
     let (status, all) = admin("/api/v1/admin/games").await;
     assert_eq!((status, all["total"].as_i64()), (200, Some(2)));
     let (_, cancelled) = admin("/api/v1/admin/games?status=cancelled").await;

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use actix_web::{App, test as at, web};
 use common::*;
-use galaxy_core::{AdminPrincipal, AdminSessionResolver};
+use galaxy_core::AdminSessionResolver;
+use galaxy_core::testing::{ADMIN_TOKEN, TestSessions};
 use galaxy_mail::{PgMailService, TlsMode, templates};
 use galaxy_testdb::TestDb;
 use galaxy_testsmtp::{Reply, SmtpServer, closed_port};
@@ -92,7 +93,7 @@ async fn a_batch_reuses_one_connection_and_reports_full_batches() {
     enqueue_many(&pool, 1).await;
     w.run_batch(&go()).await.unwrap();
     assert_eq!(server.greetings(), 2);
-    assert_eq!(count_status(&pool, "sent").await, 31);
+    assert_eq!(sent_count(&pool).await, 31);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -318,7 +319,7 @@ async fn two_workers_on_separate_connections_never_send_a_row_twice() {
     assert_eq!(msgs.len(), 240, "no duplicate, no loss");
     let unique: HashSet<String> = msgs.iter().map(|m| m.message_id().unwrap()).collect();
     assert_eq!(unique.len(), 240);
-    assert_eq!(count_status(&pool_a, "sent").await, 240);
+    assert_eq!(sent_count(&pool_a).await, 240);
     for id in ids.iter().take(20) {
         assert_eq!(attempts(&pool_a, *id).await.len(), 1);
     }
@@ -509,23 +510,10 @@ async fn the_worker_loop_delivers_and_stops_on_shutdown() {
 
 // ---- admin routes ----------------------------------------------------------
 
-/// A neighbour's fake (allowed for this unit test): one fixed admin token.
-struct OneAdmin;
-
-impl AdminSessionResolver for OneAdmin {
-    fn resolve_admin(&self, token: &str) -> Option<AdminPrincipal> {
-        (token == "admin-token").then(|| AdminPrincipal {
-            admin_id: Uuid::nil(),
-            session_id: Uuid::nil(),
-            username: "root".into(),
-        })
-    }
-}
-
 macro_rules! app {
     ($pool:expr) => {{
         let svc: Arc<dyn galaxy_mail::MailService> = Arc::new(PgMailService::new($pool.clone()));
-        let resolver: Arc<dyn AdminSessionResolver> = Arc::new(OneAdmin);
+        let resolver: Arc<dyn AdminSessionResolver> = Arc::new(TestSessions);
         at::init_service(
             App::new()
                 .app_data(web::Data::from(resolver))
@@ -569,7 +557,7 @@ async fn dead_letter_resend_sent_then_conflict_with_monotonic_attempts() {
         .unwrap();
     let w = worker(&pool, smtp_for(&server, TlsMode::None), fast_worker());
     let app = app!(pool);
-    let tok = Some("admin-token");
+    let tok = Some(ADMIN_TOKEN);
     let id = enqueue(&pool, "dl@example.test", "999999").await;
 
     for _ in 0..3 {
@@ -659,7 +647,7 @@ async fn resend_of_pending_and_retrying_is_accepted() {
     let db = TestDb::new();
     let pool = db.pool();
     let app = app!(pool);
-    let tok = Some("admin-token");
+    let tok = Some(ADMIN_TOKEN);
     let pending = enqueue(&pool, "p@example.test", "1").await;
     let (s, _) = call(
         &app,
@@ -694,7 +682,7 @@ async fn admin_routes_guard_validate_and_paginate() {
     let db = TestDb::new();
     let pool = db.pool();
     let app = app!(pool);
-    let tok = Some("admin-token");
+    let tok = Some(ADMIN_TOKEN);
     enqueue_many(&pool, 5).await;
 
     for path in [

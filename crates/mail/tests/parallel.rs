@@ -181,10 +181,7 @@ async fn shutdown_mid_batch_releases_only_the_untried_rows() {
         "at most one more mail per session after the stop: {sent}"
     );
     assert_eq!(out.processed, sent);
-    assert_eq!(
-        count_status(&pool, "sent").await,
-        i64::try_from(sent).unwrap()
-    );
+    assert_eq!(sent_count(&pool).await, i64::try_from(sent).unwrap());
     let mut released = 0;
     for id in ids {
         let r = row(&pool, id).await;

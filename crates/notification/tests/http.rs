@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use actix_web::{App, test, web};
 use common::*;
-use galaxy_core::{AdminPrincipal, AdminSessionResolver, UserPrincipal, UserSessionResolver};
+use galaxy_core::testing::{ADMIN_TOKEN, TestSessions};
+use galaxy_core::{AdminSessionResolver, UserPrincipal, UserSessionResolver};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -26,16 +27,6 @@ impl UserSessionResolver for Sessions {
         self.users.get(token).map(|id| UserPrincipal {
             account_id: *id,
             session_id: Uuid::nil(),
-        })
-    }
-}
-
-impl AdminSessionResolver for Sessions {
-    fn resolve_admin(&self, token: &str) -> Option<AdminPrincipal> {
-        (token == "admin-token").then(|| AdminPrincipal {
-            admin_id: Uuid::nil(),
-            session_id: Uuid::nil(),
-            username: "root".to_owned(),
         })
     }
 }
@@ -59,10 +50,10 @@ macro_rules! app {
         test::init_service(
             App::new()
                 .app_data(web::Data::<dyn UserSessionResolver>::from(
-                    sessions.clone() as Arc<dyn UserSessionResolver>
+                    sessions as Arc<dyn UserSessionResolver>,
                 ))
                 .app_data(web::Data::<dyn AdminSessionResolver>::from(
-                    sessions as Arc<dyn AdminSessionResolver>,
+                    Arc::new(TestSessions) as Arc<dyn AdminSessionResolver>,
                 ))
                 .configure(galaxy_core::http::configure_extractors)
                 .configure(move |cfg| galaxy_notification::configure(cfg, service)),
@@ -174,7 +165,7 @@ async fn the_inbox_lists_own_notifications_newest_first_and_marks_them_read() {
     assert_eq!(status!(app, anon), 401);
     // An admin token is not a user token.
     assert_eq!(
-        status!(app, get("/api/v1/user/notifications", "admin-token")),
+        status!(app, get("/api/v1/user/notifications", ADMIN_TOKEN)),
         401
     );
     let wrong_method = test::TestRequest::delete()
@@ -195,7 +186,7 @@ async fn admins_list_intents_and_routes_and_retry_dead_letters() {
     // Intents, filtered by kind.
     let all: Value = test::call_and_read_body_json(
         &app,
-        get("/api/v1/admin/notifications/intents", "admin-token"),
+        get("/api/v1/admin/notifications/intents", ADMIN_TOKEN),
     )
     .await;
     assert_eq!(all["total"], 2);
@@ -203,7 +194,7 @@ async fn admins_list_intents_and_routes_and_retry_dead_letters() {
         &app,
         get(
             "/api/v1/admin/notifications/intents?kind=runtime.start_config_invalid",
-            "admin-token",
+            ADMIN_TOKEN,
         ),
     )
     .await;
@@ -216,7 +207,7 @@ async fn admins_list_intents_and_routes_and_retry_dead_letters() {
         &app,
         get(
             &format!("/api/v1/admin/notifications/intents/{}", joined.intent_id),
-            "admin-token",
+            ADMIN_TOKEN,
         ),
     )
     .await;
@@ -239,7 +230,7 @@ async fn admins_list_intents_and_routes_and_retry_dead_letters() {
         &app,
         get(
             "/api/v1/admin/notifications/routes?status=dead_lettered",
-            "admin-token",
+            ADMIN_TOKEN,
         ),
     )
     .await;
@@ -249,7 +240,7 @@ async fn admins_list_intents_and_routes_and_retry_dead_letters() {
         &app,
         get(
             "/api/v1/admin/notifications/routes?status=skipped",
-            "admin-token",
+            ADMIN_TOKEN,
         ),
     )
     .await;
@@ -260,14 +251,14 @@ async fn admins_list_intents_and_routes_and_retry_dead_letters() {
 
     // Retry: 202 and pending; again → 409; an unknown id → 404.
     let retry = format!("/api/v1/admin/notifications/routes/{push_id}/retry");
-    let resp = test::call_service(&app, post(&retry, "admin-token")).await;
+    let resp = test::call_service(&app, post(&retry, ADMIN_TOKEN)).await;
     assert_eq!(resp.status(), 202);
     let body: Value = test::read_body_json(resp).await;
     assert_eq!(
         (body["status"].as_str(), body["attempts"].as_i64()),
         (Some("pending"), Some(0))
     );
-    let resp = test::call_service(&app, post(&retry, "admin-token")).await;
+    let resp = test::call_service(&app, post(&retry, ADMIN_TOKEN)).await;
     assert_eq!(resp.status(), 409);
     let body: Value = test::read_body_json(resp).await;
     assert_eq!(body["code"], "route_not_dead_lettered");
@@ -279,7 +270,7 @@ async fn admins_list_intents_and_routes_and_retry_dead_letters() {
         &app,
         post(
             &format!("/api/v1/admin/notifications/routes/{email_id}/retry"),
-            "admin-token",
+            ADMIN_TOKEN,
         ),
     )
     .await;
@@ -291,9 +282,9 @@ async fn admins_list_intents_and_routes_and_retry_dead_letters() {
         "/api/v1/admin/notifications/routes/{}/retry",
         Uuid::now_v7()
     );
-    assert_eq!(status!(app, post(&unknown, "admin-token")), 404);
+    assert_eq!(status!(app, post(&unknown, ADMIN_TOKEN)), 404);
     let unknown = format!("/api/v1/admin/notifications/intents/{}", Uuid::now_v7());
-    assert_eq!(status!(app, get(&unknown, "admin-token")), 404);
+    assert_eq!(status!(app, get(&unknown, ADMIN_TOKEN)), 404);
 
     // The re-armed route is delivered once a gateway listens.
     let mut sub = h.service.hub().subscribe("in-process");
@@ -308,7 +299,7 @@ async fn admins_list_intents_and_routes_and_retry_dead_letters() {
         "/api/v1/admin/notifications/routes?page=0",
         "/api/v1/admin/notifications/intents/xyz",
     ] {
-        let resp = test::call_service(&app, get(uri, "admin-token")).await;
+        let resp = test::call_service(&app, get(uri, ADMIN_TOKEN)).await;
         assert_eq!(resp.status(), 400, "{uri}");
         let body: Value = test::read_body_json(resp).await;
         assert_eq!(body["code"], "validation_failed");

@@ -1,8 +1,8 @@
 //! Reading the test database directly, for assertions.
 
+use crate::TestDb;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
-use galaxy_testdb::TestDb;
 
 #[derive(diesel::QueryableByName)]
 struct Count {

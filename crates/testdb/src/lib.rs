@@ -11,8 +11,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support")]
 
+mod count;
 mod server;
 mod testdb;
 
+pub use count::count;
 pub use server::PrivateServer;
 pub use testdb::TestDb;

@@ -113,14 +113,7 @@ async fn delete_and_block_notify_listeners_after_commit() {
 
     users.delete(b).await.unwrap();
     assert_eq!(users.account(b).unwrap().status, AccountStatus::Deleted);
-    assert!(matches!(
-        users.set_blocked(b, false).await,
-        Err(UserError::Deleted)
-    ));
-    assert!(matches!(
-        users.set_display_name(b, "x").await,
-        Err(UserError::Deleted)
-    ));
+    writes_are_refused_as_deleted(&users, b).await;
     assert!(matches!(
         users.set_blocked(Uuid::now_v7(), true).await,
         Err(UserError::NotFound)
@@ -183,6 +176,17 @@ async fn listing_filters_and_pages_newest_first() {
     assert_eq!(blocked.items[0].id, ids[2]);
 }
 
+/// Blocking, unblocking and renaming the deleted account `id` are refused
+/// with `Deleted`.
+async fn writes_are_refused_as_deleted(users: &PgUserService, id: Uuid) {
+    for blocked in [true, false] {
+        let refused = users.set_blocked(id, blocked).await;
+        assert!(matches!(refused, Err(UserError::Deleted)), "{refused:?}");
+    }
+    let refused = users.set_display_name(id, "Back").await;
+    assert!(matches!(refused, Err(UserError::Deleted)), "{refused:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_write_that_missed_a_delete_does_not_revive_the_account() {
     let db = TestDb::new();
@@ -194,16 +198,7 @@ async fn a_write_that_missed_a_delete_does_not_revive_the_account() {
     stale.warm().await.unwrap();
     here.delete(a).await.unwrap();
 
-    for unblock in [true, false] {
-        assert!(matches!(
-            stale.set_blocked(a, unblock).await,
-            Err(UserError::Deleted)
-        ));
-    }
-    assert!(matches!(
-        stale.set_display_name(a, "Back").await,
-        Err(UserError::Deleted)
-    ));
+    writes_are_refused_as_deleted(&stale, a).await;
     // The stale cache learnt the truth; the row stays deleted.
     assert_eq!(stale.account(a).unwrap().status, AccountStatus::Deleted);
     let fresh = PgUserService::new(db.pool());

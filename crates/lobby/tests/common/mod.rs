@@ -5,7 +5,6 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -13,10 +12,8 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{App, test, web};
 use async_trait::async_trait;
 use diesel_async::AsyncPgConnection;
-use galaxy_core::{
-    AdminPrincipal, AdminSessionResolver, ApiError, Readiness, RequestContext, UserPrincipal,
-    UserSessionResolver,
-};
+use galaxy_core::testing::TestSessions;
+use galaxy_core::{AdminSessionResolver, ApiError, Readiness, RequestContext, UserSessionResolver};
 use galaxy_lobby::{
     AccountDirectory, AfterCommit, Game, GameCallError, GameRuntime, GameStartSpec, LobbyNotifier,
     PgLobby, StartError, TurnInfo,
@@ -214,32 +211,7 @@ impl AccountDirectory for FakeAccounts {
     }
 }
 
-/// User tokens are `user-<uuid>`; the admin token is `admin-token`.
-pub struct Sessions;
-
-impl UserSessionResolver for Sessions {
-    fn resolve_user(&self, token: &str, _ip: Option<IpAddr>) -> Option<UserPrincipal> {
-        let id = token.strip_prefix("user-")?.parse().ok()?;
-        Some(UserPrincipal {
-            account_id: id,
-            session_id: id,
-        })
-    }
-}
-
-impl AdminSessionResolver for Sessions {
-    fn resolve_admin(&self, token: &str) -> Option<AdminPrincipal> {
-        (token == "admin-token").then(|| AdminPrincipal {
-            admin_id: Uuid::nil(),
-            session_id: Uuid::nil(),
-            username: "root".into(),
-        })
-    }
-}
-
-pub fn token(account: Uuid) -> String {
-    format!("user-{account}")
-}
+pub use galaxy_core::testing::user_token as token;
 
 pub struct Env {
     pub db: TestDb,
@@ -385,7 +357,7 @@ pub fn new_game(race: &str, min: i64, max: i64) -> Value {
 pub async fn app(
     env: &Env,
 ) -> impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error> {
-    let sessions = Arc::new(Sessions);
+    let sessions = Arc::new(TestSessions);
     let lobby: Arc<dyn galaxy_lobby::LobbyService> = env.lobby.clone();
     test::init_service(
         App::new()

@@ -96,14 +96,9 @@ pub async fn attempts(
         .unwrap()
 }
 
-pub async fn count_status(pool: &Pool, status: &str) -> i64 {
+pub async fn sent_count(pool: &Pool) -> i64 {
     let mut c = pool.get().await.unwrap();
-    mail_deliveries::table
-        .filter(mail_deliveries::status.eq(status))
-        .count()
-        .get_result(&mut c)
-        .await
-        .unwrap()
+    galaxy_mail::status_counts(&mut c).await.unwrap().sent
 }
 
 /// Sleeps until the row's `next_attempt_at` has passed.

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
+use galaxy_notification::proto::PushEvent;
 use galaxy_notification::proto::push_client::PushClient;
-use galaxy_notification::proto::{PushEvent, SubscribeRequest};
 use galaxy_notification::{
     Intent, NotificationService, NotificationSettings, PgNotificationService, PushGrpc, PushHub,
-    RecipientDirectory, Submitted,
+    RecipientDirectory, Submitted, subscribe_request,
 };
 use galaxy_queue::Backoff;
 use galaxy_testdb::TestDb;
@@ -251,16 +251,8 @@ pub async fn subscribe(
     auth: Option<&str>,
 ) -> Result<Streaming<PushEvent>, tonic::Status> {
     let mut client = PushClient::connect(format!("http://{addr}")).await.unwrap();
-    let mut request = tonic::Request::new(SubscribeRequest {
-        gateway_id: "test-gateway".to_owned(),
-    });
-    if let Some(value) = auth {
-        request
-            .metadata_mut()
-            .insert("authorization", value.parse().unwrap());
-    }
     client
-        .subscribe(request)
+        .subscribe(subscribe_request("test-gateway", auth).unwrap())
         .await
         .map(tonic::Response::into_inner)
 }
