@@ -7,6 +7,7 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use common::{Env, app, call, create, get, new_game, post, token};
+use galaxy_core::testing::ADMIN_TOKEN;
 use galaxy_lobby::LobbyEvents;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -223,15 +224,7 @@ async fn create_join_leave_start_run_and_cancel() {
     );
 
     // the admin list shows every game; a user token is not an admin token
-    let admin = |path| {
-        call(
-            &app,
-            "GET",
-            path,
-            Some(galaxy_core::testing::ADMIN_TOKEN),
-            None,
-        )
-    };
+    let admin = |path| call(&app, "GET", path, Some(ADMIN_TOKEN), None);
     let (status, all) = admin("/api/v1/admin/games").await;
     assert_eq!((status, all["total"].as_i64()), (200, Some(2)));
     let (_, cancelled) = admin("/api/v1/admin/games?status=cancelled").await;

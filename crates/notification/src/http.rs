@@ -116,16 +116,16 @@ pub struct IntentsQuery {
 
 /// A listing filter from the query string: absent or empty is no filter;
 /// any other value must be `known`, else the request is 400 on `field`
-/// saying `must`.
+/// saying `must()` (built only for a refusal).
 fn filter(
     field: &str,
     value: Option<String>,
     known: impl Fn(&str) -> bool,
-    must: impl Into<String>,
+    must: impl FnOnce() -> String,
 ) -> Result<Option<String>, ApiError> {
     match value {
         Some(v) if v.is_empty() => Ok(None),
-        Some(v) if !known(&v) => Err(ApiError::invalid_field(field, must)),
+        Some(v) if !known(&v) => Err(ApiError::invalid_field(field, must())),
         v => Ok(v),
     }
 }
@@ -146,7 +146,7 @@ async fn list_intents(
 ) -> Result<web::Json<Paged<IntentView>>, ApiError> {
     let page = page.into_inner().validate()?;
     let IntentsQuery { kind } = query.into_inner();
-    let must = "is not a catalog kind";
+    let must = || "is not a catalog kind".to_owned();
     let kind = filter("kind", kind, |k| catalog::spec(k).is_some(), must)?;
     Ok(web::Json(service.intents(kind.as_deref(), page).await?))
 }
@@ -191,7 +191,7 @@ async fn list_routes(
 ) -> Result<web::Json<Paged<RouteView>>, ApiError> {
     let page = page.into_inner().validate()?;
     let RoutesQuery { status } = query.into_inner();
-    let must = format!("must be one of {}", STATUSES.join(", "));
+    let must = || format!("must be one of {}", STATUSES.join(", "));
     let status = filter("status", status, |s| STATUSES.contains(&s), must)?;
     Ok(web::Json(service.routes(status.as_deref(), page).await?))
 }
