@@ -1,7 +1,8 @@
 //! Throughput of `GET /api/v1/user/me` with a valid token against a bare
 //! actix-web handler returning a constant, both served over real HTTP on
 //! loopback and driven by the same keep-alive client with the same
-//! concurrency and duration. Prints both rates and their ratio (goal ≥ 0.6).
+//! concurrency and duration. Prints both rates and their ratio (goal ≥ 0.9,
+//! issue 14; docs/performance.md says where the rest goes).
 //!
 //! The `me` server is composed like the backend's: request-context
 //! middleware (request id, access-log line through the real JSON log layer,
@@ -240,7 +241,7 @@ fn main() {
     println!("connections: {conns}, duration: {secs}s x2 each, server workers: {WORKERS}");
     println!("bare handler      : {bare:>10.0} req/s  (runs: {bare_rates:.0?})");
     println!("GET /api/v1/user/me: {me:>10.0} req/s  (runs: {me_rates:.0?})");
-    println!("ratio me/bare     : {:.3} (goal >= 0.6)", me / bare);
+    println!("ratio me/bare     : {:.3} (goal >= 0.9)", me / bare);
     let _ = stop_tx.send(());
     let _ = server_thread.join();
 }

@@ -35,7 +35,7 @@ pub use principal::{
 pub use problem::{ApiError, FieldError, Problem};
 pub use readiness::{LeaderProbe, Readiness, ReadinessCheck, ReadinessReport, ReadyFlag};
 pub use request::{RequestContext, RequestObserver, set_request_observer};
-pub use request_id::{current_request_id, request_id_or_new, with_request_id};
+pub use request_id::{current_request_id, new_request_id, request_id_or_new, with_request_id};
 pub use signal::shutdown_signal;
 pub use source_ip::{SourceIp, source_ip};
 pub use validate::{Validator, is_invisible, json_problem, name_pattern, name_problem};

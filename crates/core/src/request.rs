@@ -76,11 +76,11 @@ where
                 .get(REQUEST_ID_HEADER)
                 .and_then(|v| v.to_str().ok()),
         );
-        let method = req.method().to_string();
+        let method = req.method().clone();
         let span = tracing::info_span!(
             "http_request",
             request_id = %request_id,
-            http.method = %method,
+            http.method = method.as_str(),
             http.route = tracing::field::Empty,
             http.status = tracing::field::Empty,
             otel.kind = "server",
@@ -99,14 +99,14 @@ where
                 .unwrap_or_else(|| "<unmatched>".to_owned());
             let status = res.status().as_u16();
             if let Some(observer) = OBSERVER.get() {
-                observer.finished(&method, &route, status, started.elapsed());
+                observer.finished(method.as_str(), &route, status, started.elapsed());
             }
             let span = tracing::Span::current();
             span.record("http.route", route.as_str());
             span.record("http.status", status);
             tracing::info!(
-                method = %method,
-                route = %route,
+                method = method.as_str(),
+                route = route.as_str(),
                 status,
                 duration_ms = started.elapsed().as_secs_f64() * 1000.0,
                 "request"
@@ -114,10 +114,11 @@ where
             Ok::<_, actix_web::Error>(res)
         }
         .instrument(span);
-        let scoped_id = request_id.clone();
+        // Ids are sane (checked or generated), so the header always builds.
+        let echoed = HeaderValue::from_str(&request_id).ok();
         Box::pin(async move {
-            let mut res = with_request_id(Some(scoped_id), fut).await?;
-            if let Ok(v) = HeaderValue::from_str(&request_id) {
+            let mut res = with_request_id(Some(request_id), fut).await?;
+            if let Some(v) = echoed {
                 res.headers_mut()
                     .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
             }

@@ -34,7 +34,17 @@ pub async fn with_request_id<F: std::future::Future>(
 pub fn request_id_or_new(supplied: Option<&str>) -> String {
     supplied
         .filter(|v| sane_request_id(v))
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+        .map_or_else(new_request_id, str::to_owned)
+}
+
+/// A fresh request id (a v4 UUID, simple form) from the thread's generator:
+/// `Uuid::new_v4` asks the kernel for its bytes, one system call on every
+/// request.
+pub fn new_request_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .simple()
+        .to_string()
 }
 
 /// A client-supplied id is kept when it is a short token of safe characters;

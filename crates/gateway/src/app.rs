@@ -84,16 +84,6 @@ fn route_label(req: &Request) -> String {
         .join("/")
 }
 
-/// A fresh request id, in the backend's format (a v4 UUID, simple form),
-/// from the thread's generator: `Uuid::new_v4` asks the kernel for its
-/// bytes, one system call on every request.
-fn new_request_id() -> String {
-    uuid::Builder::from_random_bytes(rand::random())
-        .into_uuid()
-        .simple()
-        .to_string()
-}
-
 async fn request_context(req: Request, next: Next) -> Response {
     let (supplied_id, traceparent, tracestate) = {
         let header = |name: &str| {
@@ -108,10 +98,7 @@ async fn request_context(req: Request, next: Next) -> Response {
             header("tracestate"),
         )
     };
-    let request_id = match supplied_id.as_deref() {
-        Some(supplied) => galaxy_core::request_id_or_new(Some(supplied)),
-        None => new_request_id(),
-    };
+    let request_id = galaxy_core::request_id_or_new(supplied_id.as_deref());
     let method = req.method().to_string();
     let route = route_label(&req);
     let span = tracing::info_span!(

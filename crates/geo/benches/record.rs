@@ -64,7 +64,7 @@ fn main() {
         OPS / threads * threads,
         start,
     );
-    println!("pending (account, country) pairs: {}", counters.pending());
+    println!("pending (account, address) entries: {}", counters.pending());
 }
 
 fn report(what: &str, threads: usize, ops: usize, start: Instant) {

@@ -16,7 +16,16 @@ use crate::store::{PendingCount, upsert_counts};
 /// rarely meet on the same mutex; each critical section is one map update.
 const SHARDS: usize = 16;
 
-type Key = (Uuid, [u8; 2]);
+/// Where a request came from: its address as recorded on the request path
+/// (looked up at the next flush, off that path), or its country for counts
+/// a failed flush put back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Origin {
+    Address(IpAddr),
+    Country([u8; 2]),
+}
+
+type Key = (Uuid, Origin);
 
 #[derive(Debug, Clone, Copy)]
 struct Tally {
@@ -58,18 +67,10 @@ impl CountryCounters {
     }
 
     /// Counts one authenticated request. Runs on the request path, so it
-    /// never fails and never waits on anything but a short in-memory lock: a
-    /// lookup error is logged at debug and the request simply is not counted.
+    /// never fails and never waits on anything but a short in-memory lock;
+    /// the address's country is looked up when the counts are flushed.
     pub fn record(&self, account_id: Uuid, ip: Option<IpAddr>) {
         let Some(ip) = ip else { return };
-        let country = match self.inner.geo.country_code(ip) {
-            Ok(Some(country)) => country,
-            Ok(None) => return,
-            Err(error) => {
-                tracing::debug!(%error, "GeoIP lookup failed; request not counted");
-                return;
-            }
-        };
         let now = Utc::now();
         let seen = Tally {
             requests: 1,
@@ -77,12 +78,13 @@ impl CountryCounters {
             last_seen_at: now,
         };
         self.shard(account_id)
-            .entry((account_id, country))
+            .entry((account_id, Origin::Address(ip)))
             .and_modify(|t| t.absorb(seen))
             .or_insert(seen);
     }
 
-    /// How many (account, country) pairs wait for the next flush.
+    /// How many (account, address or country) entries wait for the next
+    /// flush.
     pub fn pending(&self) -> usize {
         self.inner.shards.iter().map(|s| lock(s).len()).sum()
     }
@@ -178,23 +180,41 @@ impl CountryCounters {
         lock(&self.inner.shards[index])
     }
 
+    /// Everything counted so far, by (account, country): addresses are
+    /// looked up here; one without a country (private, unknown, a lookup
+    /// error logged at debug) counts nothing.
     fn take(&self) -> Vec<PendingCount> {
-        let mut rows = Vec::new();
+        let mut by_country: HashMap<(Uuid, [u8; 2]), Tally> = HashMap::new();
         for shard in &self.inner.shards {
             let taken = std::mem::take(&mut *lock(shard));
-            rows.extend(
-                taken
-                    .into_iter()
-                    .map(|((account_id, country), t)| PendingCount {
-                        account_id,
-                        country: String::from_utf8_lossy(&country).into_owned(),
-                        request_count: i64::try_from(t.requests).unwrap_or(i64::MAX),
-                        first_seen_at: t.first_seen_at,
-                        last_seen_at: t.last_seen_at,
-                    }),
-            );
+            for ((account_id, origin), tally) in taken {
+                let country = match origin {
+                    Origin::Country(country) => country,
+                    Origin::Address(ip) => match self.inner.geo.country_code(ip) {
+                        Ok(Some(country)) => country,
+                        Ok(None) => continue,
+                        Err(error) => {
+                            tracing::debug!(%error, "GeoIP lookup failed; requests not counted");
+                            continue;
+                        }
+                    },
+                };
+                by_country
+                    .entry((account_id, country))
+                    .and_modify(|t| t.absorb(tally))
+                    .or_insert(tally);
+            }
         }
-        rows
+        by_country
+            .into_iter()
+            .map(|((account_id, country), t)| PendingCount {
+                account_id,
+                country: String::from_utf8_lossy(&country).into_owned(),
+                request_count: i64::try_from(t.requests).unwrap_or(i64::MAX),
+                first_seen_at: t.first_seen_at,
+                last_seen_at: t.last_seen_at,
+            })
+            .collect()
     }
 
     fn put_back(&self, rows: Vec<PendingCount>) {
@@ -208,7 +228,7 @@ impl CountryCounters {
                 last_seen_at: row.last_seen_at,
             };
             self.shard(row.account_id)
-                .entry((row.account_id, country))
+                .entry((row.account_id, Origin::Country(country)))
                 .and_modify(|t| t.absorb(tally))
                 .or_insert(tally);
         }

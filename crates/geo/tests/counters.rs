@@ -127,8 +127,8 @@ async fn private_unknown_and_missing_addresses_count_nothing() {
         counters.record(account, ip(addr));
     }
     counters.record(account, None);
-    assert_eq!(counters.pending(), 0);
     assert_eq!(counters.flush(&pool).await.unwrap(), 0);
+    assert_eq!(counters.pending(), 0);
     assert!(counts(&pool, account).await.is_empty());
 }
 

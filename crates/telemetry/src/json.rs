@@ -1,10 +1,15 @@
-use std::fmt;
-use std::io::Write;
+//! The JSON log layer: one line per event, written straight into a reused
+//! per-thread buffer. Field values are encoded once, when recorded, so a
+//! line costs no map, no per-field key allocation and no intermediate
+//! `serde_json::Value` (the access line is written on every request).
+
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
 use std::sync::OnceLock;
 
 use opentelemetry::trace::TraceContextExt;
 
-use serde_json::{Map, Value};
 use tracing::dispatcher::WeakDispatch;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -14,13 +19,25 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-/// Span fields kept in the span's extensions for later log lines.
-struct SpanFields(Map<String, Value>);
+/// Span fields kept in the span's extensions for later log lines: each
+/// value already encoded as JSON, in the order first recorded.
+#[derive(Default)]
+struct SpanFields(Vec<(&'static str, String)>);
+
+impl SpanFields {
+    fn set(&mut self, key: &'static str, json: String) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = json,
+            None => self.0.push((key, json)),
+        }
+    }
+}
 
 /// Formats each event as one JSON line:
 /// `{timestamp, level, target, message, <event fields>, request_id, span, …}`.
 /// Fields of enclosing spans (request_id, job ids) are lifted onto the line,
-/// the innermost span winning; event fields win over span fields.
+/// the innermost span winning; event fields win over span fields. A field
+/// named like one of the line's own keys is written as `field.<name>`.
 ///
 /// Inside a span, `otel_trace_id` and `otel_span_id` of the innermost span
 /// are added when a `tracing_opentelemetry` layer sits *below* this layer in
@@ -40,18 +57,30 @@ impl<W> JsonLogLayer<W> {
         }
     }
 
-    /// Trace and span id of `span`'s OpenTelemetry context, as lowercase hex.
+    /// Writes `,"otel_trace_id":…,"otel_span_id":…` of `span`'s
+    /// OpenTelemetry context, as lowercase hex, when it has a valid one.
     /// The caller must hold no extension guard of that span.
-    fn otel_ids(&self, span: &Id) -> Option<(String, String)> {
-        let dispatch = self.dispatch.get()?.upgrade()?;
-        let cx = tracing_opentelemetry::get_otel_context(span, &dispatch)?;
+    fn write_otel_ids(&self, span: &Id, line: &mut Vec<u8>) {
+        let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) else {
+            return;
+        };
+        let Some(cx) = tracing_opentelemetry::get_otel_context(span, &dispatch) else {
+            return;
+        };
         let otel_span = cx.span();
         let sc = otel_span.span_context();
-        sc.is_valid()
-            .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+        if sc.is_valid() {
+            let _ = write!(
+                line,
+                r#","otel_trace_id":"{}","otel_span_id":"{}""#,
+                sc.trace_id(),
+                sc.span_id()
+            );
+        }
     }
 }
 
+/// The line's own keys; a field of that name is written as `field.<name>`.
 const RESERVED: &[&str] = &[
     "timestamp",
     "level",
@@ -61,6 +90,20 @@ const RESERVED: &[&str] = &[
     "otel_trace_id",
     "otel_span_id",
 ];
+
+/// Per-thread scratch: the line being built and the span keys already on it.
+#[derive(Default)]
+struct Scratch {
+    line: Vec<u8>,
+    written: Vec<&'static str>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    /// The whole seconds of the last timestamp written on this thread and
+    /// their `YYYY-MM-DDTHH:MM:SS` text.
+    static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+}
 
 impl<S, W> Layer<S> for JsonLogLayer<W>
 where
@@ -72,108 +115,290 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut fields = JsonVisitor::default();
-        attrs.record(&mut fields);
+        let mut fields = SpanFields::default();
+        attrs.record(&mut SpanVisitor(&mut fields));
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(SpanFields(fields.0));
+            span.extensions_mut().insert(fields);
         }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        if let Some(span) = ctx.span(id) {
-            let mut ext = span.extensions_mut();
-            if let Some(SpanFields(map)) = ext.get_mut::<SpanFields>() {
-                let mut visitor = JsonVisitor(std::mem::take(map));
-                values.record(&mut visitor);
-                *map = visitor.0;
-            }
+        if let Some(span) = ctx.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            values.record(&mut SpanVisitor(fields));
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let Scratch { line, written } = &mut *scratch;
+                self.write_line(event, &ctx, line, written);
+            }
+            // An event raised while this thread writes a line (a field's
+            // Debug that logs): a fresh buffer, not a panic.
+            Err(_) => self.write_line(event, &ctx, &mut Vec::new(), &mut Vec::new()),
+        });
+    }
+}
+
+impl<W> JsonLogLayer<W>
+where
+    W: for<'a> MakeWriter<'a> + 'static,
+{
+    fn write_line<S>(
+        &self,
+        event: &Event<'_>,
+        ctx: &Context<'_, S>,
+        line: &mut Vec<u8>,
+        written: &mut Vec<&'static str>,
+    ) where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
         let meta = event.metadata();
-        let mut line = Map::new();
-        line.insert(
-            "timestamp".into(),
-            chrono::Utc::now()
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-                .into(),
-        );
-        line.insert("level".into(), meta.level().as_str().into());
-        line.insert("target".into(), meta.target().into());
+        line.clear();
+        written.clear();
+        line.extend_from_slice(br#"{"timestamp":""#);
+        write_timestamp(line);
+        line.extend_from_slice(br#"","level":""#);
+        line.extend_from_slice(meta.level().as_str().as_bytes());
+        line.extend_from_slice(br#"","target":"#);
+        write_json_str(line, meta.target());
+        let mut event_fields = EventVisitor {
+            line,
+            message: false,
+        };
+        event.record(&mut event_fields);
+        if !event_fields.message {
+            line.extend_from_slice(br#","message":"""#);
+        }
         if let Some(scope) = ctx.event_scope(event) {
+            // Innermost first, so the innermost span's value of a key wins.
             let mut leaf = None;
-            for span in scope.from_root() {
+            for span in scope {
+                if leaf.is_none() {
+                    leaf = Some((span.name(), span.id()));
+                }
                 if let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>() {
-                    // `otel.*` fields steer the OpenTelemetry layer (span
-                    // kind, name, status); they are not log context.
-                    for (k, v) in fields.iter().filter(|(k, _)| !k.starts_with("otel.")) {
-                        line.insert(k.clone(), v.clone());
+                    for (key, json) in fields {
+                        // `otel.*` fields steer the OpenTelemetry layer
+                        // (span kind, name, status); they are not log context.
+                        if key.starts_with("otel.")
+                            || written.contains(key)
+                            || meta.fields().field(key).is_some()
+                        {
+                            continue;
+                        }
+                        written.push(key);
+                        write_key(line, key);
+                        line.extend_from_slice(json.as_bytes());
                     }
                 }
-                leaf = Some((span.name(), span.id()));
             }
             if let Some((name, id)) = leaf {
-                line.insert("span".into(), name.into());
-                if let Some((trace_id, span_id)) = self.otel_ids(&id) {
-                    line.insert("otel_trace_id".into(), trace_id.into());
-                    line.insert("otel_span_id".into(), span_id.into());
-                }
+                line.extend_from_slice(br#","span":"#);
+                write_json_str(line, name);
+                self.write_otel_ids(&id, line);
             }
         }
-        let mut fields = JsonVisitor::default();
-        event.record(&mut fields);
-        let message = fields
-            .0
-            .remove("message")
-            .unwrap_or(Value::String(String::new()));
-        line.insert("message".into(), message);
-        for (k, v) in fields.0 {
-            let key = if RESERVED.contains(&k.as_str()) {
-                format!("field.{k}")
-            } else {
-                k
-            };
-            line.insert(key, v);
+        line.extend_from_slice(b"}\n");
+        let _ = self.writer.make_writer_for(meta).write_all(line);
+    }
+}
+
+/// `,"<key>":` (a reserved key as `field.<key>`).
+fn write_key(line: &mut Vec<u8>, key: &str) {
+    line.extend_from_slice(b",");
+    if RESERVED.contains(&key) {
+        line.extend_from_slice(br#""field."#);
+        escape_into(line, key);
+        line.extend_from_slice(br#"":"#);
+    } else {
+        write_json_str(line, key);
+        line.push(b':');
+    }
+}
+
+/// RFC 3339 in UTC with microseconds and `Z`, the seconds' text cached per
+/// thread.
+fn write_timestamp(line: &mut Vec<u8>) {
+    let now = chrono::Utc::now();
+    let secs = now.timestamp();
+    SECOND.with(|second| {
+        let mut second = second.borrow_mut();
+        if second.0 != secs {
+            second.1.clear();
+            let _ = write!(second.1, "{}", now.format("%Y-%m-%dT%H:%M:%S"));
+            second.0 = secs;
         }
-        if let Ok(mut bytes) = serde_json::to_vec(&Value::Object(line)) {
-            bytes.push(b'\n');
-            let _ = self.writer.make_writer_for(meta).write_all(&bytes);
+        line.extend_from_slice(second.1.as_bytes());
+    });
+    // A leap second shows as 60.999999 rather than an out-of-range fraction.
+    let micros = now.timestamp_subsec_micros().min(999_999);
+    let _ = write!(line, ".{micros:06}Z");
+}
+
+/// `s` as a JSON string, quotes included.
+fn write_json_str(line: &mut Vec<u8>, s: &str) {
+    line.push(b'"');
+    escape_into(line, s);
+    line.push(b'"');
+}
+
+/// `s` escaped for the inside of a JSON string.
+fn escape_into(line: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => br#"\""#,
+            b'\\' => br"\\",
+            b'\n' => br"\n",
+            b'\r' => br"\r",
+            b'\t' => br"\t",
+            0..=0x1f => {
+                line.extend_from_slice(&bytes[start..i]);
+                let _ = write!(line, "\\u{b:04x}");
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        line.extend_from_slice(&bytes[start..i]);
+        line.extend_from_slice(escape);
+        start = i + 1;
+    }
+    line.extend_from_slice(&bytes[start..]);
+}
+
+/// Escapes what is formatted into it (a `Debug` or `Display` value).
+struct Escaper<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Escaper<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escape_into(self.0, s);
+        Ok(())
+    }
+}
+
+/// Writes one value as JSON.
+enum FieldValue<'a> {
+    F64(f64),
+    I64(i64),
+    U64(u64),
+    Bool(bool),
+    Str(&'a str),
+    Display(&'a dyn fmt::Display),
+    Debug(&'a dyn fmt::Debug),
+}
+
+impl FieldValue<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        match *self {
+            // As serde_json: a non-finite number is `null`.
+            Self::F64(v) if !v.is_finite() => out.extend_from_slice(b"null"),
+            Self::F64(v) => {
+                let _ = write!(out, "{v:?}");
+            }
+            Self::I64(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Self::U64(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Self::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
+            Self::Str(v) => write_json_str(out, v),
+            Self::Display(v) => {
+                out.push(b'"');
+                let _ = write!(Escaper(out), "{v}");
+                out.push(b'"');
+            }
+            Self::Debug(v) => {
+                out.push(b'"');
+                let _ = write!(Escaper(out), "{v:?}");
+                out.push(b'"');
+            }
         }
     }
 }
 
-#[derive(Default)]
-struct JsonVisitor(Map<String, Value>);
+/// Records a value in each of tracing's shapes through one function.
+trait ValueSink {
+    fn value(&mut self, field: &Field, value: FieldValue<'_>);
+}
 
-impl Visit for JsonVisitor {
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), value.into());
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), value.into());
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.insert(field.name().into(), value.to_string().into());
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+/// Every `Visit` method in terms of [`ValueSink::value`].
+macro_rules! visit_through_value_sink {
+    ($ty:ty) => {
+        impl Visit for $ty {
+            fn record_f64(&mut self, field: &Field, value: f64) {
+                self.value(field, FieldValue::F64(value));
+            }
+            fn record_i64(&mut self, field: &Field, value: i64) {
+                self.value(field, FieldValue::I64(value));
+            }
+            fn record_u64(&mut self, field: &Field, value: u64) {
+                self.value(field, FieldValue::U64(value));
+            }
+            fn record_bool(&mut self, field: &Field, value: bool) {
+                self.value(field, FieldValue::Bool(value));
+            }
+            fn record_str(&mut self, field: &Field, value: &str) {
+                self.value(field, FieldValue::Str(value));
+            }
+            fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+                self.value(field, FieldValue::Display(&value));
+            }
+            fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+                self.value(field, FieldValue::Debug(value));
+            }
+        }
+    };
+}
+
+/// Encodes a span's fields into its [`SpanFields`].
+struct SpanVisitor<'a>(&'a mut SpanFields);
+
+impl ValueSink for SpanVisitor<'_> {
+    fn value(&mut self, field: &Field, value: FieldValue<'_>) {
+        let mut json = Vec::new();
+        value.write(&mut json);
+        // Only whole JSON values of `str`s and numbers were written.
         self.0
-            .insert(field.name().into(), format!("{value:?}").into());
+            .set(field.name(), String::from_utf8(json).unwrap_or_default());
     }
 }
+
+visit_through_value_sink!(SpanVisitor<'_>);
+
+/// Writes an event's fields onto the line; `message` under its own key.
+struct EventVisitor<'a> {
+    line: &'a mut Vec<u8>,
+    message: bool,
+}
+
+impl ValueSink for EventVisitor<'_> {
+    fn value(&mut self, field: &Field, value: FieldValue<'_>) {
+        if field.name() == "message" {
+            self.message = true;
+            self.line.extend_from_slice(br#","message":"#);
+        } else {
+            write_key(self.line, field.name());
+        }
+        value.write(self.line);
+    }
+}
+
+visit_through_value_sink!(EventVisitor<'_>);
 
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
+
+    use std::io::Write;
+
+    use serde_json::Value;
 
     use super::*;
 
@@ -307,6 +532,55 @@ mod tests {
         assert_eq!(l[1]["job"], "mail");
         assert_eq!(l[1]["job_id"], "row-1");
         assert_eq!(l[0]["otel_trace_id"], l[1]["otel_trace_id"]);
+    }
+
+    #[test]
+    fn values_are_escaped_and_keys_resolved_as_documented() {
+        let buf = Buffer::default();
+        tracing::subscriber::with_default(crate::subscriber("info", buf.clone()), || {
+            let outer = tracing::info_span!("outer", who = "outer", only_outer = 1u64);
+            let _o = outer.enter();
+            let inner = tracing::info_span!("inner", who = "inner", shadowed = "span");
+            let _i = inner.enter();
+            let error = std::io::Error::other("disk \"full\"");
+            tracing::info!(
+                shadowed = "event",
+                level = "mine",
+                ratio = f64::NAN,
+                half = 0.5,
+                negative = -3i64,
+                ok = true,
+                error = &error as &(dyn std::error::Error + 'static),
+                debugged = ?vec!["a\tb"],
+                "quote \" backslash \\ newline \n bell \u{7} é"
+            );
+        });
+        let l = lines(&buf);
+        let line = &l[0];
+        assert_eq!(line["message"], "quote \" backslash \\ newline \n bell \u{7} é");
+        assert_eq!(line["level"], "INFO", "the line's own key is kept");
+        assert_eq!(line["field.level"], "mine");
+        assert_eq!(line["who"], "inner", "the innermost span wins");
+        assert_eq!(line["only_outer"], 1);
+        assert_eq!(line["shadowed"], "event", "event fields win over spans");
+        assert_eq!(line["span"], "inner");
+        assert!(line["ratio"].is_null(), "non-finite numbers are null");
+        assert_eq!(line["half"], 0.5);
+        assert_eq!(line["negative"], -3);
+        assert_eq!(line["ok"], true);
+        assert_eq!(line["error"], "disk \"full\"");
+        assert_eq!(line["debugged"], "[\"a\\tb\"]");
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches("\"who\"").count(), 1, "one key once: {text}");
+    }
+
+    #[test]
+    fn an_event_without_a_message_has_an_empty_one() {
+        let buf = Buffer::default();
+        tracing::subscriber::with_default(crate::subscriber("info", buf.clone()), || {
+            tracing::info!(count = 1);
+        });
+        assert_eq!(lines(&buf)[0]["message"], "");
     }
 
     #[test]
