@@ -20,6 +20,9 @@
 //! cargo bench -p galaxy-integration --bench gateway -- sockets # one
 //! ```
 //! `BENCH_SOCKETS` (default 40000), `BENCH_SECONDS` (default 3 per round).
+//! `sockets` spreads its sockets over as many gateways (and client
+//! processes) as the per-process open-file limit requires
+//! (`BENCH_SOCKETS_PER_GATEWAY` overrides the share).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 #![allow(clippy::cast_precision_loss, reason = "approximate rates")]
@@ -170,12 +173,18 @@ async fn bench_me() {
 /// Frames seen by the bench's sockets: (socket number, arrival).
 type Arrivals = mpsc::UnboundedSender<(usize, Instant)>;
 
-/// Opens `count` sockets, `per_account` per account, spread over
-/// 127.0.0.x source addresses (one address has ~28k ephemeral ports).
-async fn open_sockets(g: &Gateway, count: usize, per_account: usize, arrivals: Arrivals) -> usize {
-    let addr = g.http;
+/// Opens the sockets numbered `sockets` to the gateway at `addr`,
+/// `per_account` per account (socket `i` signs in as account
+/// `i / per_account`), spread over 127.0.1.x source addresses by number
+/// (one address has ~28k ephemeral ports).
+async fn open_sockets(
+    addr: SocketAddr,
+    sockets: std::ops::Range<usize>,
+    per_account: usize,
+    arrivals: Arrivals,
+) -> usize {
     let opened = Arc::new(AtomicU64::new(0));
-    futures_util::stream::iter(0..count)
+    futures_util::stream::iter(sockets)
         .for_each_concurrent(128, |i| {
             let (arrivals, opened) = (arrivals.clone(), Arc::clone(&opened));
             async move {
@@ -236,33 +245,161 @@ fn cpu_ticks(pid: u32) -> u64 {
             .unwrap_or(0)
 }
 
+/// Sockets one gateway is given: what its open-file limit (the same as
+/// this process's, which it inherits) leaves after its own files.
+fn sockets_per_process() -> usize {
+    let limit = proc_field(std::process::id(), "limits", "Max open files")
+        .try_into()
+        .unwrap_or(usize::MAX);
+    std::env::var("BENCH_SOCKETS_PER_GATEWAY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| limit.saturating_sub(1_000).max(1_000))
+}
+
+/// One client process: opens its sockets (`BENCH_CLIENT_*`), prints
+/// `opened N`, then holds them until its standard input closes. The
+/// parent runs one per gateway, so no process needs more files than the
+/// machine's per-process limit allows.
+async fn sockets_client() {
+    use tokio::io::AsyncReadExt as _;
+    let var = |name: &str| -> usize { std::env::var(name).unwrap().parse().unwrap() };
+    let addr: SocketAddr = std::env::var("BENCH_CLIENT_ADDR").unwrap().parse().unwrap();
+    let first = var("BENCH_CLIENT_FIRST");
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let opened = open_sockets(
+        addr,
+        first..first + var("BENCH_CLIENT_COUNT"),
+        var("BENCH_CLIENT_PER_ACCOUNT"),
+        tx,
+    )
+    .await;
+    println!("opened {opened}");
+    let mut rest = Vec::new();
+    let _eof = tokio::io::stdin().read_to_end(&mut rest).await;
+}
+
+/// Starts a client process for `count` sockets from number `first` on the
+/// gateway at `addr`; returns it and the sockets it opened.
+async fn spawn_client(
+    addr: SocketAddr,
+    first: usize,
+    count: usize,
+    per_account: usize,
+) -> (tokio::process::Child, usize) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .arg("sockets-client")
+        .env("BENCH_CLIENT_ADDR", addr.to_string())
+        .env("BENCH_CLIENT_FIRST", first.to_string())
+        .env("BENCH_CLIENT_COUNT", count.to_string())
+        .env("BENCH_CLIENT_PER_ACCOUNT", per_account.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut opened = 0;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(n) = line.strip_prefix("opened ") {
+            opened = n.parse().unwrap();
+            break;
+        }
+        println!("client: {line}");
+    }
+    (child, opened)
+}
+
 async fn bench_sockets() {
+    const PER_ACCOUNT: usize = 8;
     let target: usize = std::env::var("BENCH_SOCKETS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40_000);
-    let s = stack(target.div_ceil(8), &[]).await;
-    let pid = s.gateway.pid();
-    let rss_before = proc_field(pid, "status", "VmRSS:");
-    let (tx, _rx) = mpsc::unbounded_channel();
+    // One gateway holds at most what one process may open; beyond that
+    // the sockets are spread over as many gateways as it takes, each with
+    // its own client process, all on this machine's two cores.
+    let per_process = sockets_per_process();
+    let count = target.div_ceil(per_process);
+    let share = target.div_ceil(count);
+    let Stack {
+        db: _db,
+        backend: _backend,
+        gateway,
+        _push,
+        ..
+    } = stack(target.div_ceil(PER_ACCOUNT), &[]).await;
+    let mut gateways: Vec<Gateway> = (1..count)
+        .map(|n| {
+            gateway
+                .same_env()
+                .env(
+                    "GATEWAY_HTTP_LISTEN_ADDR",
+                    format!("127.0.0.1:{}", galaxy_integration::free_port()),
+                )
+                .env("GATEWAY_ID", format!("gw-bench-{n}"))
+                .spawn()
+        })
+        .collect();
+    gateways.insert(0, gateway);
+    for g in &mut gateways {
+        g.wait_ready(Duration::from_secs(30)).await;
+    }
+    let rss_before: Vec<u64> = gateways
+        .iter()
+        .map(|g| proc_field(g.pid(), "status", "VmRSS:"))
+        .collect();
     let t0 = Instant::now();
-    let opened = open_sockets(&s.gateway, target, 8, tx).await;
+    let clients = futures_util::future::join_all(gateways.iter().enumerate().map(|(n, g)| {
+        let first = n * share;
+        spawn_client(g.http, first, share.min(target - first), PER_ACCOUNT)
+    }))
+    .await;
     let open_time = t0.elapsed();
+    let opened: usize = clients.iter().map(|(_, n)| n).sum();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_after = proc_field(pid, "status", "VmRSS:");
-    let ticks0 = cpu_ticks(pid);
+    let rss_after: Vec<u64> = gateways
+        .iter()
+        .map(|g| proc_field(g.pid(), "status", "VmRSS:"))
+        .collect();
+    let ticks0: Vec<u64> = gateways.iter().map(|g| cpu_ticks(g.pid())).collect();
     let idle = Duration::from_secs(10);
     tokio::time::sleep(idle).await;
-    let ticks = cpu_ticks(pid) - ticks0;
-    let per_socket_kib = (rss_after.saturating_sub(rss_before)) as f64 / opened.max(1) as f64;
+    let ticks: u64 = gateways
+        .iter()
+        .zip(&ticks0)
+        .map(|(g, t0)| cpu_ticks(g.pid()) - t0)
+        .sum();
+    for (n, ((g, (_, held)), (before, after))) in gateways
+        .iter()
+        .zip(&clients)
+        .zip(rss_before.iter().zip(&rss_after))
+        .enumerate()
+    {
+        println!(
+            "gateway {n} (pid {}): {held} sockets, RSS {before} -> {after} KiB ({:.1} KiB per socket)",
+            g.pid(),
+            after.saturating_sub(*before) as f64 / (*held).max(1) as f64
+        );
+    }
+    let grown: u64 = rss_after
+        .iter()
+        .zip(&rss_before)
+        .map(|(a, b)| a.saturating_sub(*b))
+        .sum();
     println!(
-        "sockets: {opened} of {target} open in {:.1} s; gateway RSS {} -> {} KiB ({per_socket_kib:.1} KiB per socket, goal <= 16); \
-         idle CPU {:.1}% of one core over {idle:?} (ticks at 100/s)",
+        "sockets: {opened} of {target} open in {:.1} s over {count} gateway(s) of at most {per_process} each \
+         (the per-process open-file limit); gateway RSS {:.1} KiB per socket (goal <= 16); \
+         idle CPU of all gateways {:.1}% of one core over {idle:?} (ticks at 100/s)",
         open_time.as_secs_f64(),
-        rss_before,
-        rss_after,
+        grown as f64 / opened.max(1) as f64,
         ticks as f64 / idle.as_secs_f64(),
     );
+    for (mut child, _) in clients {
+        drop(child.stdin.take());
+        let _ = child.wait().await;
+    }
 }
 
 // ---------------------------------------------------------------- fan-out and latency
@@ -280,7 +417,7 @@ async fn bench_fanout() {
     const N: usize = 10_000;
     let s = stack(N, &[]).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let opened = open_sockets(&s.gateway, N, 1, tx).await;
+    let opened = open_sockets(s.gateway.http, 0..N, 1, tx).await;
     assert_eq!(opened, N, "every socket opened");
     tokio::time::sleep(Duration::from_secs(1)).await;
     // A second subscriber beside the gateway's stream: when the backend's
@@ -343,7 +480,7 @@ async fn bench_latency() {
     let s = stack(OTHERS + 1, &[]).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     assert_eq!(
-        open_sockets(&s.gateway, OTHERS + 1, 1, tx).await,
+        open_sockets(s.gateway.http, 0..OTHERS + 1, 1, tx).await,
         OTHERS + 1
     );
     let player = s.accounts[OTHERS];
@@ -383,6 +520,10 @@ fn main() {
         .unwrap();
     let want = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     runtime.block_on(async {
+        // A child of `sockets`, not a bench of its own.
+        if which.iter().any(|w| w == "sockets-client") {
+            return sockets_client().await;
+        }
         if want("me") {
             bench_me().await;
         }
