@@ -557,7 +557,10 @@ mod tests {
         });
         let l = lines(&buf);
         let line = &l[0];
-        assert_eq!(line["message"], "quote \" backslash \\ newline \n bell \u{7} é");
+        assert_eq!(
+            line["message"],
+            "quote \" backslash \\ newline \n bell \u{7} é"
+        );
         assert_eq!(line["level"], "INFO", "the line's own key is kept");
         assert_eq!(line["field.level"], "mine");
         assert_eq!(line["who"], "inner", "the innermost span wins");
