@@ -40,16 +40,10 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use galaxy_db::{Pool, PoolSettings};
 use galaxy_integration::BackendBuilder;
 use galaxy_integration::api::code_in_text;
+use galaxy_integration::load::env_or;
 use galaxy_testdb::TestDb;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[derive(diesel::QueryableByName)]
 struct MailText {

@@ -11,6 +11,15 @@ use galaxy_testdb::TestDb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
+/// A bench's count setting: the variable's value, or `default` when it is
+/// unset or not a number.
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The bearer token of seeded account `n`.
 pub fn token(n: usize) -> String {
     use sha2::Digest;

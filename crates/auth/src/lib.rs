@@ -7,6 +7,7 @@
 //! ([`PgAuthService`] is the binary's `UserSessionResolver`); `last_seen_at`
 //! is written in batches by a background flusher.
 
+mod cache;
 mod challenge;
 mod coherence;
 mod error;
@@ -18,6 +19,7 @@ mod service;
 mod session;
 mod settings;
 mod token;
+mod warm;
 
 pub use error::AuthError;
 pub use routes::{

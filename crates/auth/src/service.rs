@@ -18,11 +18,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::cache::SessionCache;
 use crate::challenge::{self, NewChallenge, Requester};
 use crate::error::AuthError;
 use crate::retention;
-use crate::session::{self, Entry, Revoke, SessionCache, SessionView};
+use crate::session::{self, Address, Entry, Revoke, SessionView};
 use crate::token;
+use crate::warm;
 
 /// A verify that failed with a wrong code counts against the challenge;
 /// at this many wrong codes it is dead.
@@ -134,10 +136,9 @@ impl PgAuthService {
 
     /// Loads every live session (start-up; before `/readyz` turns 200).
     pub async fn warm(&self) -> Result<usize, AuthError> {
-        let mut conn = self.pool.get().await.map_err(db)?;
-        let rows = session::load_live(&mut conn).await?;
-        let n = rows.len();
-        self.sessions.replace_all(rows);
+        let sessions = warm::load(&self.pool).await?;
+        let n = sessions.len();
+        self.sessions.install(sessions);
         tracing::info!(sessions = n, "session cache warm");
         Ok(n)
     }
@@ -377,8 +378,8 @@ impl AuthService for PgAuthService {
         let expires_at = now
             + chrono::Duration::from_std(self.settings.session_ttl)
                 .unwrap_or(chrono::Duration::MAX);
-        let user_agent: Option<String> = user_agent.map(|ua| ua.chars().take(256).collect());
-        let ip = source_ip.map(|ip| ip.to_string());
+        let user_agent: Option<Arc<str>> =
+            user_agent.map(|ua| ua.chars().take(256).collect::<String>().into());
         // Looked up before the transaction: the geo reader is memory-only,
         // and only a newly created account keeps the answer.
         let country = self.country(source_ip);
@@ -409,7 +410,7 @@ impl AuthService for PgAuthService {
                     account_id: account.id,
                     created_at: now,
                     expires_at,
-                    source_ip: ip.clone(),
+                    source_ip: source_ip.map(Address::Ip),
                     user_agent: user_agent.clone(),
                     last_seen_ms: AtomicI64::new(now.timestamp_millis()),
                 };

@@ -1,15 +1,18 @@
-//! User sessions: the whole table of live sessions in memory (keyed by the
-//! token's SHA-256) and the database functions behind it.
+//! User sessions: what the cache holds of each (`cache`) and the database
+//! functions behind it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use galaxy_db::announce::announce;
+use galaxy_db::page_runs::Pages;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -28,13 +31,54 @@ pub struct SessionView {
     pub user_agent: Option<String>,
 }
 
+/// A session's source address: the address itself when its text is what
+/// PostgreSQL gave (held inline, no allocation), else that text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Address {
+    Ip(IpAddr),
+    Text(Box<str>),
+}
+
+impl Address {
+    fn from_text(text: String) -> Self {
+        match text.parse::<IpAddr>() {
+            // An IPv4 address parses only from its one canonical text;
+            // an IPv6 one is kept parsed only when it prints back the same.
+            Ok(ip) if ip.is_ipv4() || ip.to_string() == text => Self::Ip(ip),
+            _ => Self::Text(text.into_boxed_str()),
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ip(ip) => fmt::Display::fmt(ip, f),
+            Self::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+/// One string per distinct user agent among the sessions a load reads
+/// (a few browsers' agents are most sessions' agents).
+pub(crate) type Agents = HashSet<Arc<str>>;
+
+fn shared(agents: &mut Agents, agent: String) -> Arc<str> {
+    if let Some(a) = agents.get(agent.as_str()) {
+        return Arc::clone(a);
+    }
+    let a: Arc<str> = Arc::from(agent);
+    agents.insert(Arc::clone(&a));
+    a
+}
+
 pub(crate) struct Entry {
     pub id: Uuid,
     pub account_id: Uuid,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
+    pub source_ip: Option<Address>,
+    pub user_agent: Option<Arc<str>>,
     /// Unix milliseconds; bumped by the resolver at most once a second.
     pub last_seen_ms: AtomicI64,
 }
@@ -52,130 +96,9 @@ impl Entry {
             created_at: self.created_at,
             last_seen_at: self.last_seen(),
             expires_at: self.expires_at,
-            source_ip: self.source_ip.clone(),
-            user_agent: self.user_agent.clone(),
+            source_ip: self.source_ip.as_ref().map(ToString::to_string),
+            user_agent: self.user_agent.as_deref().map(str::to_owned),
         }
-    }
-}
-
-#[derive(Default)]
-pub(crate) struct SessionCache {
-    inner: RwLock<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    by_digest: HashMap<[u8; 32], Arc<Entry>>,
-    digest_of: HashMap<Uuid, [u8; 32]>,
-    by_account: HashMap<Uuid, HashSet<Uuid>>,
-}
-
-impl Inner {
-    fn insert(&mut self, digest: [u8; 32], e: Arc<Entry>) {
-        self.digest_of.insert(e.id, digest);
-        self.by_account
-            .entry(e.account_id)
-            .or_default()
-            .insert(e.id);
-        self.by_digest.insert(digest, e);
-    }
-
-    fn remove(&mut self, id: Uuid) -> Option<Arc<Entry>> {
-        let digest = self.digest_of.remove(&id)?;
-        let e = self.by_digest.remove(&digest)?;
-        if let Some(set) = self.by_account.get_mut(&e.account_id) {
-            set.remove(&id);
-            if set.is_empty() {
-                self.by_account.remove(&e.account_id);
-            }
-        }
-        Some(e)
-    }
-}
-
-impl SessionCache {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        galaxy_core::sync::read(&self.inner)
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        galaxy_core::sync::write(&self.inner)
-    }
-
-    pub fn replace_all(&self, rows: Vec<([u8; 32], Entry)>) {
-        let mut inner = Inner::default();
-        for (digest, e) in rows {
-            inner.insert(digest, Arc::new(e));
-        }
-        *self.write() = inner;
-    }
-
-    /// Applies a reload of `ids`: those in `rows` are (re)placed, the others
-    /// (revoked, expired, deleted) removed.
-    pub fn apply(&self, ids: &[Uuid], rows: Vec<([u8; 32], Entry)>) {
-        let mut inner = self.write();
-        for id in ids {
-            inner.remove(*id);
-        }
-        for (digest, e) in rows {
-            inner.insert(digest, Arc::new(e));
-        }
-    }
-
-    pub fn insert(&self, digest: [u8; 32], e: Entry) {
-        self.write().insert(digest, Arc::new(e));
-    }
-
-    pub fn by_digest(&self, digest: &[u8; 32]) -> Option<Arc<Entry>> {
-        self.read().by_digest.get(digest).cloned()
-    }
-
-    pub fn by_id(&self, id: Uuid) -> Option<Arc<Entry>> {
-        let inner = self.read();
-        inner
-            .digest_of
-            .get(&id)
-            .and_then(|d| inner.by_digest.get(d))
-            .cloned()
-    }
-
-    pub fn of_account(&self, account_id: Uuid) -> Vec<Arc<Entry>> {
-        let inner = self.read();
-        let mut out: Vec<Arc<Entry>> = inner
-            .by_account
-            .get(&account_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| inner.digest_of.get(id))
-            .filter_map(|d| inner.by_digest.get(d))
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        out
-    }
-
-    pub fn remove(&self, ids: &[Uuid]) {
-        let mut inner = self.write();
-        for id in ids {
-            inner.remove(*id);
-        }
-    }
-
-    /// Drops sessions past their expiry (they no longer resolve anyway).
-    pub fn evict_expired(&self, now: DateTime<Utc>) -> usize {
-        let expired: Vec<Uuid> = self
-            .read()
-            .by_digest
-            .values()
-            .filter(|e| e.expires_at <= now)
-            .map(|e| e.id)
-            .collect();
-        self.remove(&expired);
-        expired.len()
-    }
-
-    pub fn len(&self) -> usize {
-        self.read().by_digest.len()
     }
 }
 
@@ -206,10 +129,18 @@ const LIVE_COLUMNS: &str = "SELECT id, account_id, token_hash, created_at, last_
                 host(source_ip) AS source_ip, user_agent \
          FROM auth_sessions WHERE revoked_at IS NULL AND expires_at > now()";
 
-/// Every live (not revoked, not expired) session.
-pub(crate) async fn load_live(conn: &mut AsyncPgConnection) -> QueryResult<Vec<([u8; 32], Entry)>> {
-    let rows: Vec<SessionRow> = diesel::sql_query(LIVE_COLUMNS).load(conn).await?;
-    Ok(decode(rows))
+/// The live (not revoked, not expired) sessions on `pages` (a part of the
+/// warm-up's whole-table read).
+pub(crate) async fn load_live_pages(
+    conn: &mut AsyncPgConnection,
+    pages: Pages,
+    agents: &mut Agents,
+) -> QueryResult<Vec<([u8; 32], Entry)>> {
+    let rows: Vec<SessionRow> =
+        diesel::sql_query(format!("{LIVE_COLUMNS} AND {}", pages.predicate()))
+            .load(conn)
+            .await?;
+    Ok(decode(rows, agents))
 }
 
 /// Those of `ids` that are live.
@@ -221,10 +152,10 @@ pub(crate) async fn load_live_by_ids(
         .bind::<Array<SqlUuid>, _>(ids)
         .load(conn)
         .await?;
-    Ok(decode(rows))
+    Ok(decode(rows, &mut Agents::new()))
 }
 
-fn decode(rows: Vec<SessionRow>) -> Vec<([u8; 32], Entry)> {
+fn decode(rows: Vec<SessionRow>, agents: &mut Agents) -> Vec<([u8; 32], Entry)> {
     rows.into_iter()
         .filter_map(|r| {
             let mut digest = [0u8; 32];
@@ -236,8 +167,8 @@ fn decode(rows: Vec<SessionRow>) -> Vec<([u8; 32], Entry)> {
                     account_id: r.account_id,
                     created_at: r.created_at,
                     expires_at: r.expires_at,
-                    source_ip: r.source_ip,
-                    user_agent: r.user_agent,
+                    source_ip: r.source_ip.map(Address::from_text),
+                    user_agent: r.user_agent.map(|a| shared(agents, a)),
                     last_seen_ms: AtomicI64::new(r.last_seen_at.timestamp_millis()),
                 },
             ))
@@ -259,7 +190,7 @@ pub(crate) async fn insert(
     .bind::<Text, _>(hex::encode(digest))
     .bind::<Timestamptz, _>(e.created_at)
     .bind::<Timestamptz, _>(e.expires_at)
-    .bind::<Nullable<Text>, _>(e.source_ip.as_deref())
+    .bind::<Nullable<Text>, _>(e.source_ip.as_ref().map(ToString::to_string))
     .bind::<Nullable<Text>, _>(e.user_agent.as_deref())
     .execute(conn)
     .await

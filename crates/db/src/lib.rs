@@ -13,6 +13,7 @@ mod error;
 pub mod leader;
 mod migrate;
 mod page;
+pub mod page_runs;
 mod pool;
 mod settings;
 #[cfg(feature = "testing")]

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use galaxy_db::page_runs::Pages;
 use uuid::Uuid;
 
 use galaxy_db::announce::announce;
@@ -64,8 +66,13 @@ pub(crate) async fn load_many(
     Ok(rows.into_iter().map(Account::from).collect())
 }
 
-pub(crate) async fn load_all(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Account>> {
+/// The accounts on `pages` (a part of the warm-up's whole-table read).
+pub(crate) async fn load_pages(
+    conn: &mut AsyncPgConnection,
+    pages: Pages,
+) -> QueryResult<Vec<Account>> {
     let rows: Vec<AccountRow> = accounts::table
+        .filter(diesel::dsl::sql::<Bool>(&pages.predicate()))
         .select(AccountRow::as_select())
         .load(conn)
         .await?;

@@ -17,6 +17,7 @@ mod routes;
 pub mod schema;
 mod service;
 mod validate;
+mod warm;
 
 pub use db::find_or_create;
 pub use error::UserError;

@@ -54,15 +54,22 @@ pub struct AccountFilter {
 }
 
 impl AccountFilter {
-    pub(crate) fn matches(&self, a: &Account) -> bool {
-        if self.status.is_some_and(|s| s != a.status) {
+    /// Whether an account with these parts matches (the cache tests its
+    /// compact entries without building an `Account` for each).
+    pub(crate) fn matches_parts(
+        &self,
+        status: AccountStatus,
+        email: &str,
+        display_name: &str,
+    ) -> bool {
+        if self.status.is_some_and(|s| s != status) {
             return false;
         }
         match &self.q {
             None => true,
             Some(q) => {
                 let q = q.to_lowercase();
-                a.email.contains(&q) || a.display_name.to_lowercase().contains(&q)
+                email.contains(&q) || display_name.to_lowercase().contains(&q)
             }
         }
     }

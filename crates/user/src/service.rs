@@ -15,6 +15,7 @@ use crate::error::UserError;
 use crate::events::UserEvents;
 use crate::model::{Account, AccountFilter, AccountStatus};
 use crate::reactions;
+use crate::warm;
 
 /// How often the reactions worker looks for changes a crash or a failure left.
 const REACTOR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -27,7 +28,7 @@ pub trait UserService: Send + Sync + 'static {
     /// The account, from the cache.
     fn account(&self, id: Uuid) -> Option<Account>;
     /// The account's status and its JSON (as `GET /api/v1/user/me` returns
-    /// it), serialised once per write.
+    /// it), serialised at most once per write (on its first read after it).
     fn account_json(&self, id: Uuid) -> Option<(AccountStatus, bytes::Bytes)>;
     /// `true` when the account exists and is `active` (session resolution).
     fn is_active(&self, id: Uuid) -> bool;
@@ -126,10 +127,9 @@ impl PgUserService {
 
     /// Loads the whole table (start-up; before `/readyz` turns 200).
     pub async fn warm(&self) -> Result<usize, UserError> {
-        let mut conn = self.pool.get().await.map_err(DbError::from)?;
-        let all = db::load_all(&mut conn).await?;
-        let n = all.len();
-        self.cache.replace_all(all);
+        let accounts = warm::load(&self.pool).await?;
+        let n = accounts.len();
+        self.cache.install(accounts);
         tracing::info!(accounts = n, "account cache warm");
         Ok(n)
     }
