@@ -58,9 +58,17 @@ async fn run(rows: usize, rounds: usize, counts: &[usize]) {
         // the median of each, so a burst of load does not decide the ratio.
         let mut worker_rates = Vec::new();
         let mut baseline_rates = Vec::new();
+        let (mut worker_cpu, mut db_cpu, mut vacuum_cpu, mut baseline_cpu) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
-            baseline_rates.push(rows as f64 / baseline(rows, n).await.as_secs_f64());
-            worker_rates.push(rows as f64 / worker(&pool, rows, n).await.as_secs_f64());
+            let (took, used) = baseline(db.name(), rows, n).await;
+            baseline_rates.push(rows as f64 / took.as_secs_f64());
+            baseline_cpu.push(used.own * 1e6 / rows as f64);
+            let (took, used) = worker(&pool, db.name(), rows, n).await;
+            worker_rates.push(rows as f64 / took.as_secs_f64());
+            worker_cpu.push(used.own * 1e6 / rows as f64);
+            db_cpu.push(used.db * 1e6 / rows as f64);
+            vacuum_cpu.push(used.vacuum * 1e6 / rows as f64);
         }
         let worker_rate = median(&mut worker_rates);
         let baseline_rate = median(&mut baseline_rates);
@@ -71,6 +79,17 @@ async fn run(rows: usize, rounds: usize, counts: &[usize]) {
         println!(
             "  mail-send alone: {baseline_rate:9.0} messages/s    (runs: {baseline_rates:.0?})"
         );
+        // Where the time goes on a machine with few cores: CPU per mail of
+        // this process (client and sink alike) and of the PostgreSQL
+        // backends serving the bench database.
+        println!(
+            "  CPU per mail: worker {:.0} µs + PostgreSQL {:.0} µs (autovacuum {:.0}), mail-send alone {:.0} µs ({} cores)",
+            median(&mut worker_cpu),
+            median(&mut db_cpu),
+            median(&mut vacuum_cpu),
+            median(&mut baseline_cpu),
+            std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+        );
         let ratio = worker_rate / baseline_rate;
         println!("  ratio worker / mail-send at {n}: {ratio:.2}");
         ratios.push((n, ratio));
@@ -80,6 +99,60 @@ async fn run(rows: usize, rounds: usize, counts: &[usize]) {
     }
 }
 
+/// CPU seconds (user + system) used so far by this process and by the
+/// PostgreSQL backends connected to the bench database (Linux `/proc`;
+/// zero elsewhere).
+struct Cpu {
+    own: f64,
+    db: f64,
+    /// Part of `db`: autovacuum workers cleaning up after the run.
+    vacuum: f64,
+}
+
+impl Cpu {
+    fn now(db_name: &str) -> Self {
+        let own = ticks(std::path::Path::new("/proc/self"));
+        let (mut db, mut vacuum) = (0.0, 0.0);
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            // A backend names its database in its process title.
+            let title = String::from_utf8_lossy(&cmdline);
+            if title.starts_with("postgres: ") && title.contains(db_name) {
+                let used = ticks(&entry.path());
+                db += used;
+                if title.contains("autovacuum") {
+                    vacuum += used;
+                }
+            }
+        }
+        Self { own, db, vacuum }
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            own: self.own - before.own,
+            db: self.db - before.db,
+            vacuum: self.vacuum - before.vacuum,
+        }
+    }
+}
+
+/// utime + stime of a process in seconds (USER_HZ is 100 on Linux).
+fn ticks(proc_dir: &std::path::Path) -> f64 {
+    let stat = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces; count from after it.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
+    (field(11) + field(12)) / 100.0
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -87,7 +160,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// mail-send alone over `n` connections taking messages from one counter,
 /// rendered the way the worker renders them.
-async fn baseline(rows: usize, n: usize) -> Duration {
+async fn baseline(db_name: &str, rows: usize, n: usize) -> (Duration, Cpu) {
     let sink = SmtpServer::builder()
         .threads(32)
         .start()
@@ -99,6 +172,7 @@ async fn baseline(rows: usize, n: usize) -> Duration {
     )
     .timeout(Duration::from_secs(30));
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu = Cpu::now(db_name);
     let started = Instant::now();
     let tasks: Vec<_> = (0..n)
         .map(|_| {
@@ -138,13 +212,14 @@ async fn baseline(rows: usize, n: usize) -> Duration {
         t.await.expect("sender");
     }
     let elapsed = started.elapsed();
+    let cpu = Cpu::now(db_name).since(&cpu);
     assert_eq!(sink.message_count(), rows);
-    elapsed
+    (elapsed, cpu)
 }
 
 /// The worker draining `rows` queued login-code mails over `n` sessions per
 /// batch, with the defaults otherwise.
-async fn worker(pool: &galaxy_db::Pool, rows: usize, n: usize) -> Duration {
+async fn worker(pool: &galaxy_db::Pool, db_name: &str, rows: usize, n: usize) -> (Duration, Cpu) {
     let sink = SmtpServer::builder()
         .threads(32)
         .start()
@@ -175,6 +250,7 @@ async fn worker(pool: &galaxy_db::Pool, rows: usize, n: usize) -> Duration {
     )
     .expect("worker");
     let go = CancellationToken::new();
+    let cpu = Cpu::now(db_name);
     let started = Instant::now();
     let mut sent = 0;
     loop {
@@ -185,9 +261,10 @@ async fn worker(pool: &galaxy_db::Pool, rows: usize, n: usize) -> Duration {
         }
     }
     let elapsed = started.elapsed();
+    let cpu = Cpu::now(db_name).since(&cpu);
     assert_eq!(sent, rows);
     assert_eq!(sink.message_count(), rows);
-    elapsed
+    (elapsed, cpu)
 }
 
 fn tls_connector() -> tokio_rustls::TlsConnector {

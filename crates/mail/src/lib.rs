@@ -11,9 +11,11 @@
 mod http;
 mod outbox;
 mod outcomes;
+mod recorder;
 mod retention;
 pub mod schema;
 mod service;
+mod session;
 mod settings;
 mod smtp;
 mod store;

@@ -140,8 +140,10 @@ pub struct WorkerSettings {
     /// claiming process dies, the row is due again when the lease ends
     /// (`BACKEND_MAIL_CLAIM_LEASE`).
     pub lease: Duration,
-    /// Outcomes are written after at most this many sends, bounding the
-    /// mails that a crash can make go out twice.
+    /// The outcome writer's window: it gathers up to this many outcomes
+    /// (or 3 ms of them) per statement. What a crash can make go out twice
+    /// is what is queued or being written, at most one batch (or this many
+    /// per session, if more), plus two per session (`store.rs`).
     pub record_every: usize,
 }
 

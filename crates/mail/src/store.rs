@@ -8,11 +8,15 @@
 //! the network. While the lease runs, other workers do not see the rows
 //! (they are not due); if this process dies, the rows become due again when
 //! the lease ends and the next claim closes the dead try as `interrupted`.
-//! Outcomes are written as sends complete (every `record_every` sends, one
-//! write in flight, the sessions of a batch held back while it is written),
-//! so a crash can re-send at most the mails of two unwritten windows and two
-//! per SMTP session — fewer than one batch. Rows claimed but not yet tried when the worker stops are
-//! released at once (their open attempt removed, the try uncounted).
+//! Outcomes are written as sends complete, by one writer that takes every
+//! outcome queued during its previous write (see `recorder`); the queue
+//! holds at most a batch (or `record_every` per SMTP session, if more), and
+//! a session that finds it full waits. So a crash can re-send at most the
+//! mails of the write in flight, of the queue and two per session. The worker claims at most one
+//! batch ahead of the one it sends; no send starts later than half a
+//! batch's lease after its claim. Rows claimed but not yet tried when the
+//! worker stops (the batch claimed ahead included) are released at once
+//! (their open attempt removed, the try uncounted).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -72,11 +76,12 @@ WITH due AS (
     RETURNING d.id, d.kind, d.to_address, d.subject, d.body_text, d.body_html, d.cycle_attempts,
               d.origin_request_id, d.notification_route_id
 ), interrupted AS (
+    -- An array, not a join: joined, the planner scans the whole attempt
+    -- history for each claim; this looks the claimed rows up by key.
     UPDATE mail_attempts a
     SET finished_at = now(), outcome = 'failed',
         error = 'interrupted: the worker stopped before recording an outcome'
-    FROM claimed c
-    WHERE a.delivery_id = c.id AND a.outcome IS NULL
+    WHERE a.delivery_id = ANY (ARRAY(SELECT id FROM claimed)) AND a.outcome IS NULL
 ), opened AS (
     INSERT INTO mail_attempts (delivery_id, attempt_no, started_at)
     SELECT c.id,
@@ -130,23 +135,25 @@ WITH o AS (
     UPDATE mail_attempts m
     SET finished_at = o.finished_at, outcome = o.outcome, smtp_code = o.smtp_code, error = o.error
     FROM o WHERE m.delivery_id = o.id AND m.attempt_no = o.attempt_no AND m.outcome IS NULL
-    RETURNING m.delivery_id, m.attempt_no
+    -- The outcomes whose attempt was open, carried on: joining `o` and `a`
+    -- again costs a comparison per pair, which grows with the window.
+    RETURNING o.*
 )
 UPDATE mail_deliveries d
 SET status = CASE
-        WHEN o.outcome = 'sent' THEN 'sent'
-        WHEN o.permanent OR d.cycle_attempts >= $9 THEN 'dead_lettered'
+        WHEN a.outcome = 'sent' THEN 'sent'
+        WHEN a.permanent OR d.cycle_attempts >= $9 THEN 'dead_lettered'
         ELSE 'retrying' END,
     next_attempt_at = CASE
-        WHEN o.outcome = 'sent' THEN o.finished_at
-        WHEN o.outcome = 'failed' AND NOT o.permanent AND d.cycle_attempts < $9
-        THEN o.finished_at + o.retry_ms * interval '1 millisecond'
+        WHEN a.outcome = 'sent' THEN a.finished_at
+        WHEN a.outcome = 'failed' AND NOT a.permanent AND d.cycle_attempts < $9
+        THEN a.finished_at + a.retry_ms * interval '1 millisecond'
         ELSE d.next_attempt_at END,
-    last_error = CASE WHEN o.outcome = 'sent' THEN d.last_error ELSE o.error END,
-    sent_at = CASE WHEN o.outcome = 'sent' THEN o.finished_at ELSE d.sent_at END,
+    last_error = CASE WHEN a.outcome = 'sent' THEN d.last_error ELSE a.error END,
+    sent_at = CASE WHEN a.outcome = 'sent' THEN a.finished_at ELSE d.sent_at END,
     updated_at = now()
-FROM o JOIN a ON a.delivery_id = o.id AND a.attempt_no = o.attempt_no
-WHERE d.id = o.id AND d.status IN ('pending', 'retrying')
+FROM a
+WHERE d.id = a.id AND d.status IN ('pending', 'retrying')
 RETURNING d.id, d.status, d.last_error, d.notification_route_id";
 
 /// A delivery as `RECORD` left it.
@@ -268,7 +275,7 @@ SET next_attempt_at = now(), cycle_attempts = greatest(d.cycle_attempts - 1, 0),
 FROM r WHERE d.id = r.delivery_id AND d.status IN ('pending', 'retrying')";
 
 /// Hands claimed-but-untried rows back at once (shutdown, lease running out).
-pub async fn release(conn: &mut AsyncPgConnection, rows: &[&Claimed]) -> QueryResult<usize> {
+pub async fn release(conn: &mut AsyncPgConnection, rows: &[Claimed]) -> QueryResult<usize> {
     if rows.is_empty() {
         return Ok(0);
     }

@@ -1,22 +1,30 @@
 //! The delivery worker: every interval, claim a batch (see `store` for the
-//! lease design), send it over `connections` parallel SMTP sessions, record
-//! each try.
+//! lease design), send it over `connections` parallel SMTP sessions
+//! (`session`), record each try (`recorder`).
+//!
+//! The database work overlaps the sending, so the sessions never wait on
+//! PostgreSQL in a backlog: while a full batch is sent, the next one is
+//! claimed on another pooled connection (one batch ahead, no more), and the
+//! sessions hand their outcomes to one writer task that writes, in one
+//! statement, whatever queued up during its previous write. The writer
+//! lives across the full batches of a backlog; the first batch that is not
+//! full, an error or the shutdown flushes it.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use diesel::QueryResult;
 use galaxy_db::{Pool, PooledConn};
 use galaxy_queue::{Backoff, BatchOutcome};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::outcomes::{DeliveryOutcomes, NoOutcomes};
+use crate::recorder::Recorder;
+use crate::session::{self, Batch, Report};
 use crate::settings::Settings;
-use crate::smtp::{Mailer, Outgoing, SendFailure, SmtpSetupError};
-use crate::store::{self, Claimed, Outcome, OutcomeFailure};
+use crate::smtp::{Mailer, SmtpSetupError};
+use crate::store::{self, Claimed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -56,21 +64,52 @@ impl WorkerStats {
     pub fn last_batch_duration(&self) -> Duration {
         Duration::from_micros(self.last_batch_micros.load(Ordering::Relaxed))
     }
+
+    pub(crate) fn count_sent(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_failed(&self, permanent: bool) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        if permanent {
+            self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn count_batch(&self, elapsed: Duration) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.last_batch_micros.store(
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// A claimed batch and the moment its claim was sent: its lease runs from
+/// a little later, so deadlines counted from here are on the safe side.
+struct Claim {
+    rows: Vec<Claimed>,
+    at: Instant,
 }
 
 pub struct Worker {
     pool: Pool,
     settings: Settings,
-    backoff: Backoff,
-    stats: Arc<WorkerStats>,
+    report: Arc<Report>,
     /// Configured once; each batch session is a fresh copy of it.
     mailer: Mailer,
     /// Sessions a full batch left open for the next one, which follows at
     /// once (a backlog): they skip a connect, greeting and QUIT per batch.
     /// Closed by the first batch that ends without being full.
-    parked: std::sync::Mutex<Vec<Mailer>>,
+    parked: Mutex<Vec<Mailer>>,
     /// Told every recorded state of a route's mail, in the recording transaction.
     outcomes: Arc<dyn DeliveryOutcomes>,
+    /// The next batch, claimed while the current one is sent. Its rows are
+    /// leased like any claim: sent by the next batch, released at shutdown,
+    /// or (if the process dies) due again when the lease ends.
+    ahead: Mutex<Option<JoinHandle<Result<Claim, WorkerError>>>>,
+    /// The outcome writer a full batch left running for the next one.
+    recorder: Mutex<Option<Recorder>>,
 }
 
 impl Worker {
@@ -81,11 +120,15 @@ impl Worker {
         Ok(Self {
             pool,
             settings,
-            backoff,
-            stats: Arc::new(WorkerStats::default()),
+            report: Arc::new(Report {
+                stats: Arc::new(WorkerStats::default()),
+                backoff,
+            }),
             mailer,
-            parked: std::sync::Mutex::new(Vec::new()),
+            parked: Mutex::new(Vec::new()),
             outcomes: Arc::new(NoOutcomes),
+            ahead: Mutex::new(None),
+            recorder: Mutex::new(None),
         })
     }
 
@@ -98,336 +141,265 @@ impl Worker {
     }
 
     pub fn stats(&self) -> Arc<WorkerStats> {
-        Arc::clone(&self.stats)
+        Arc::clone(&self.report.stats)
     }
 
     /// Runs until `shutdown`; a batch in progress stops before its next
-    /// send and hands its untried rows back.
+    /// send and hands its untried rows back, as does the batch claimed
+    /// ahead; the outcomes not yet written are written before it returns.
     pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
         tokio::spawn(async move {
             let interval = self.settings.worker.interval;
             let token = shutdown.clone();
             galaxy_queue::run_periodic("mail", interval, shutdown, || self.run_batch(&token)).await;
-            self.close_parked().await;
+            self.wind_down().await;
         })
     }
 
-    /// Claims and delivers one batch.
+    /// Claims (or takes the batch claimed ahead) and delivers one batch.
+    ///
+    /// After a full batch the last outcomes may still be being written when
+    /// this returns (they are written while the next batch sends); the next
+    /// call that finds a batch not full, or no batch, returns once every
+    /// outcome is written, and reports a failed write as its error. A
+    /// worker dropped after a full batch leaves the batch claimed ahead to
+    /// its lease.
     pub async fn run_batch(
         &self,
         shutdown: &CancellationToken,
     ) -> Result<BatchOutcome, WorkerError> {
         let started = Instant::now();
         let w = &self.settings.worker;
-        let mut conn: PooledConn = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| WorkerError::Pool(e.to_string()))?;
-        crate::retention::scrub(&mut conn).await?;
-        let claimed = store::claim(&mut conn, w.batch_size, w.lease).await?;
-        if claimed.is_empty() {
+        let ahead = lock(&self.ahead).take();
+        let claim = match ahead {
+            Some(task) => joined(task).await,
+            None => claim(&self.pool, w.batch_size, w.lease).await,
+        };
+        let claim = match claim {
+            Ok(c) => c,
+            Err(e) => {
+                self.flush_logged().await;
+                return Err(e);
+            }
+        };
+        if claim.rows.is_empty() {
             self.close_parked().await;
+            self.flush().await?;
             return Ok(BatchOutcome::default());
         }
-        let full = claimed.len() >= w.batch_size;
-        let count = claimed.len();
-        // Checked before every send: stop well inside the lease so a slow
-        // relay can never let another worker claim a row still being sent.
-        let deadline = started + w.lease / 2;
-        let result = self.deliver(conn, claimed, full, shutdown, deadline).await;
-        let elapsed = started.elapsed();
-        self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        self.stats.last_batch_micros.store(
-            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        let count = claim.rows.len();
+        let full = count >= w.batch_size;
+        // One batch ahead, and only while a batch is sent well inside its
+        // lease: the batch claimed ahead waits for this one, and no send
+        // starts later than half its own lease (rows left then are released).
+        if full && !shutdown.is_cancelled() && self.stats().last_batch_duration() < w.lease / 4 {
+            self.claim_ahead();
+        }
+        let recorder = lock(&self.recorder).take().unwrap_or_else(|| {
+            Recorder::start(
+                self.pool.clone(),
+                // A batch, or `record_every` per session where that is
+                // more: enough for the sessions to run on through a write.
+                (
+                    w.batch_size.max(w.record_every * w.connections),
+                    w.record_every,
+                ),
+                w.max_attempts,
+                Arc::clone(&self.outcomes),
+            )
+        });
+        let result = self.deliver(&recorder, claim, full, shutdown).await;
+        self.report.stats.count_batch(started.elapsed());
         // The batch-duration metric is recorded once, by the loop that runs
         // this batch (`galaxy_queue::run_periodic`).
+        let whole = matches!(result, Ok(n) if n == count);
+        let flushed = if full && whole && !shutdown.is_cancelled() && !recorder.stopped() {
+            self.keep_recorder(recorder).await;
+            Ok(())
+        } else {
+            let flushed = recorder.finish().await;
+            if shutdown.is_cancelled() {
+                self.release_ahead_logged().await;
+            }
+            flushed
+        };
         let processed = result?;
+        flushed?;
         Ok(BatchOutcome {
             processed,
-            full: full && processed == count,
+            full: full && whole,
         })
     }
 
-    /// Sends the batch over `connections` sessions at once. Each session
-    /// takes the next untried row (one shared cursor, so no row of a claim
-    /// is sent twice) and hands its result to this task, which turns it
-    /// into an outcome and records outcomes in windows of `record_every`
-    /// through the batch's one database connection.
+    /// Sends the batch over `connections` sessions at once (see `session`);
+    /// returns how many rows were tried and reported. Rows no session took
+    /// (shutdown, deadline) are handed back at once.
     async fn deliver(
         &self,
-        conn: PooledConn,
-        claimed: Vec<Claimed>,
+        recorder: &Recorder,
+        claim: Claim,
         full: bool,
         shutdown: &CancellationToken,
-        deadline: Instant,
     ) -> Result<usize, WorkerError> {
         let w = &self.settings.worker;
-        let every = w.record_every.max(1);
-        let rows = Arc::new(claimed);
-        let sessions = w.connections.clamp(1, rows.len().max(1));
-        let shared = Arc::new(Shared {
-            next: AtomicUsize::new(0),
-            connected: AtomicUsize::new(sessions),
-        });
-        // Bounded: a session waits while a window is being written, so the
-        // sent-but-unrecorded mails stay within two windows plus one per
-        // session.
-        let (tx, mut rx) = mpsc::channel::<Sent>(sessions);
+        let sessions = w.connections.clamp(1, claim.rows.len().max(1));
+        let batch = Arc::new(Batch::new(claim.rows, sessions, claim.at + w.lease / 2));
         let stop = shutdown.child_token();
-        let mut mailers = std::mem::take(&mut *self.parked_sessions());
+        let mut mailers = std::mem::take(&mut *lock(&self.parked));
         while mailers.len() > sessions {
             if let Some(mut extra) = mailers.pop() {
                 extra.close().await;
             }
         }
         mailers.resize_with(sessions, || self.mailer.fresh());
-        let handles: Vec<JoinHandle<Mailer>> = mailers
+        let handles: Vec<_> = mailers
             .into_iter()
             .map(|mailer| {
-                tokio::spawn(session(
+                tokio::spawn(session::run(
                     mailer,
-                    Arc::clone(&rows),
-                    Arc::clone(&shared),
-                    tx.clone(),
+                    Arc::clone(&batch),
+                    Arc::clone(&self.report),
+                    recorder.sender(),
                     stop.clone(),
-                    deadline,
                 ))
             })
             .collect();
-        drop(tx);
-        let mut recorder = Recorder {
-            conn: Some(conn),
-            inflight: None,
-            max_attempts: w.max_attempts,
-            outcomes: Arc::clone(&self.outcomes),
-        };
-        let result = async {
-            let mut pending: Vec<Outcome> = Vec::with_capacity(every);
-            let mut done = 0;
-            while let Some((i, failure)) = rx.recv().await {
-                pending.push(self.outcome(&rows[i], failure));
-                done += 1;
-                if pending.len() >= every {
-                    recorder
-                        .submit(std::mem::replace(&mut pending, Vec::with_capacity(every)))
-                        .await?;
-                }
-            }
-            recorder.submit(pending).await?;
-            // Every session has ended: rows past the cursor were never tried.
-            let tried = shared.next.load(Ordering::SeqCst).min(rows.len());
-            let rest: Vec<&Claimed> = rows[tried..].iter().collect();
-            if !rest.is_empty() {
-                store::release(recorder.idle().await?, &rest).await?;
-                tracing::info!(
-                    released = rest.len(),
-                    "batch stopped early; untried rows released"
-                );
-            }
-            recorder.idle().await?;
-            Ok(done)
-        }
-        .await;
-        // On a database error the sessions stop before their next send.
-        let keep = full && result.is_ok() && !stop.is_cancelled() && Instant::now() < deadline;
-        stop.cancel();
-        drop(rx);
+        let mut processed = 0;
         let mut open = Vec::with_capacity(handles.len());
         for h in handles {
             match h.await {
-                Ok(mailer) if keep && mailer.is_connected() => open.push(mailer),
-                Ok(mut mailer) => mailer.close().await,
+                Ok((mailer, reported)) => {
+                    processed += reported;
+                    open.push(mailer);
+                }
                 Err(e) => tracing::error!(error = %e, "SMTP session task failed"),
             }
         }
-        self.parked_sessions().extend(open);
-        result
+        // `stop` is cancelled by a shutdown or by a session that found the
+        // writer gone (a database error).
+        let untried = batch.untried();
+        let keep =
+            full && untried.is_empty() && !stop.is_cancelled() && Instant::now() < batch.deadline;
+        for mut mailer in open {
+            if keep && mailer.is_connected() {
+                lock(&self.parked).push(mailer);
+            } else {
+                mailer.close().await;
+            }
+        }
+        // After a database error the rows are left to their lease.
+        if !untried.is_empty() && !recorder.stopped() {
+            let mut conn = self.conn().await?;
+            store::release(&mut conn, untried).await?;
+            tracing::info!(
+                released = untried.len(),
+                "batch stopped early; untried rows released"
+            );
+        }
+        Ok(processed)
     }
 
-    fn parked_sessions(&self) -> std::sync::MutexGuard<'_, Vec<Mailer>> {
-        self.parked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn claim_ahead(&self) {
+        let mut slot = lock(&self.ahead);
+        if slot.is_none() {
+            let pool = self.pool.clone();
+            let (limit, lease) = (self.settings.worker.batch_size, self.settings.worker.lease);
+            *slot = Some(tokio::spawn(
+                async move { claim(&pool, limit, lease).await },
+            ));
+        }
+    }
+
+    /// Leaves the writer running for the next batch (one writer per worker:
+    /// another call's writer already kept is flushed instead).
+    async fn keep_recorder(&self, recorder: Recorder) {
+        let other = lock(&self.recorder).replace(recorder);
+        if let Some(other) = other
+            && let Err(e) = other.finish().await
+        {
+            tracing::warn!(error = %e, "writing mail outcomes failed");
+        }
+    }
+
+    /// Waits until every outcome reported so far is written.
+    async fn flush(&self) -> Result<(), WorkerError> {
+        let recorder = lock(&self.recorder).take();
+        match recorder {
+            Some(r) => r.finish().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn flush_logged(&self) {
+        if let Err(e) = self.flush().await {
+            tracing::warn!(error = %e, "writing mail outcomes failed");
+        }
+    }
+
+    /// Hands the batch claimed ahead back (its rows due at once).
+    async fn release_ahead(&self) -> Result<(), WorkerError> {
+        let ahead = lock(&self.ahead).take();
+        let Some(task) = ahead else { return Ok(()) };
+        let claim = joined(task).await?;
+        if !claim.rows.is_empty() {
+            let mut conn = self.conn().await?;
+            store::release(&mut conn, &claim.rows).await?;
+            tracing::info!(
+                released = claim.rows.len(),
+                "worker stopped; the batch claimed ahead was released"
+            );
+        }
+        Ok(())
+    }
+
+    async fn release_ahead_logged(&self) {
+        // Left to its lease if this fails: due again when it ends.
+        if let Err(e) = self.release_ahead().await {
+            tracing::warn!(error = %e, "releasing the batch claimed ahead failed");
+        }
+    }
+
+    /// What the worker leaves behind when it stops: every outcome written,
+    /// the batch claimed ahead released, the sessions closed.
+    async fn wind_down(&self) {
+        self.flush_logged().await;
+        self.release_ahead_logged().await;
+        self.close_parked().await;
+    }
+
+    async fn conn(&self) -> Result<PooledConn, WorkerError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| WorkerError::Pool(e.to_string()))
     }
 
     async fn close_parked(&self) {
-        let parked = std::mem::take(&mut *self.parked_sessions());
+        let parked = std::mem::take(&mut *lock(&self.parked));
         for mut mailer in parked {
             mailer.close().await;
         }
     }
-
-    fn outcome(&self, row: &Claimed, failure: Option<SendFailure>) -> Outcome {
-        let email_hash = galaxy_telemetry::email_hash(&row.to_address);
-        let failure = match failure {
-            None => {
-                self.stats.sent.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(
-                    delivery_id = %row.id,
-                    kind = %row.kind,
-                    email_hash = %email_hash,
-                    attempt_no = row.attempt_no,
-                    origin_request_id = row.origin_request_id.as_deref(),
-                    "mail sent"
-                );
-                None
-            }
-            Some(f) => {
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                let permanent = matches!(f, SendFailure::Permanent { .. });
-                if permanent {
-                    self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                }
-                let failures = u32::try_from(row.cycle_attempts.max(1)).unwrap_or(1);
-                // The reply text is not logged: relays often echo the
-                // recipient address in it.
-                tracing::warn!(
-                    delivery_id = %row.id,
-                    kind = %row.kind,
-                    email_hash = %email_hash,
-                    attempt_no = row.attempt_no,
-                    cycle_attempts = row.cycle_attempts,
-                    smtp_code = f.code(),
-                    permanent,
-                    origin_request_id = row.origin_request_id.as_deref(),
-                    "mail delivery failed"
-                );
-                Some(OutcomeFailure {
-                    smtp_code: f.code().map(i32::from),
-                    error: truncate(f.error(), 1000),
-                    permanent,
-                    retry_in: self.backoff.delay(failures),
-                })
-            }
-        };
-        Outcome {
-            id: row.id,
-            attempt_no: row.attempt_no,
-            routed: row.notification_route_id.is_some(),
-            finished_at: chrono::Utc::now(),
-            failure,
-        }
-    }
 }
 
-/// The batch's cursor and how many of its sessions can still reach the relay.
-struct Shared {
-    next: AtomicUsize,
-    connected: AtomicUsize,
+/// Scrubs what is due (see `retention`), then claims up to `limit` rows on
+/// a connection of its own.
+async fn claim(pool: &Pool, limit: usize, lease: Duration) -> Result<Claim, WorkerError> {
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| WorkerError::Pool(e.to_string()))?;
+    crate::retention::scrub(&mut conn).await?;
+    let at = Instant::now();
+    let rows = store::claim(&mut conn, limit, lease).await?;
+    Ok(Claim { rows, at })
 }
 
-/// A row index and how its try ended (`None`: sent).
-type Sent = (usize, Option<SendFailure>);
-
-/// One SMTP session of a batch: takes the next untried row until none is
-/// left, the batch is stopped (shutdown, lease deadline, database error) or
-/// the relay cannot be reached; hands its session back. Stop conditions are checked before a row is
-/// taken, so every taken row is tried and reported exactly once.
-async fn session(
-    mut mailer: Mailer,
-    rows: Arc<Vec<Claimed>>,
-    shared: Arc<Shared>,
-    tx: mpsc::Sender<Sent>,
-    stop: CancellationToken,
-    deadline: Instant,
-) -> Mailer {
-    let stopped = || stop.is_cancelled() || Instant::now() >= deadline;
-    while !stopped() {
-        let i = shared.next.fetch_add(1, Ordering::SeqCst);
-        let Some(row) = rows.get(i) else { break };
-        let failure = match mailer.ensure_connected().await {
-            Ok(()) => mailer
-                .send(&Outgoing {
-                    id: row.id,
-                    to: &row.to_address,
-                    subject: &row.subject,
-                    body_text: &row.body_text,
-                    body_html: row.body_html.as_deref(),
-                })
-                .await
-                .err(),
-            Err(f) => {
-                let _ = tx.send((i, Some(f.clone()))).await;
-                // The last session that cannot connect fails the rows no
-                // session is left to try, with the same error, instead of
-                // each waiting for a connect timeout; they retry after
-                // their backoff.
-                if shared.connected.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    while !stopped() {
-                        let j = shared.next.fetch_add(1, Ordering::SeqCst);
-                        if j >= rows.len() || tx.send((j, Some(f.clone()))).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-                return mailer;
-            }
-        };
-        if tx.send((i, failure)).await.is_err() {
-            break;
-        }
-    }
-    // The caller closes the session, or keeps it for the next batch.
-    mailer
+async fn joined(task: JoinHandle<Result<Claim, WorkerError>>) -> Result<Claim, WorkerError> {
+    task.await
+        .map_err(|e| WorkerError::Pool(format!("claim task failed: {e}")))?
 }
 
-/// Writes outcomes while the batch goes on sending, so a database round
-/// trip overlaps the next SMTP ones. It owns the batch's connection; at most
-/// one write is in flight, so outcomes land in order and a crash leaves at
-/// most two windows (`2 × record_every`) plus two mails per session of
-/// sent-but-unrecorded mails.
-struct Recorder {
-    conn: Option<PooledConn>,
-    inflight: Option<JoinHandle<(PooledConn, QueryResult<usize>)>>,
-    max_attempts: u32,
-    outcomes: Arc<dyn DeliveryOutcomes>,
-}
-
-impl Recorder {
-    /// Waits for the write in flight; returns the connection.
-    async fn idle(&mut self) -> Result<&mut PooledConn, WorkerError> {
-        if let Some(task) = self.inflight.take() {
-            let (conn, res) = task
-                .await
-                .map_err(|e| WorkerError::Pool(format!("outcome writer failed: {e}")))?;
-            self.conn = Some(conn);
-            res?;
-        }
-        self.conn
-            .as_mut()
-            .ok_or_else(|| WorkerError::Pool("outcome writer lost its connection".into()))
-    }
-
-    async fn submit(&mut self, outcomes: Vec<Outcome>) -> Result<(), WorkerError> {
-        self.idle().await?;
-        if outcomes.is_empty() {
-            return Ok(());
-        }
-        let Some(mut conn) = self.conn.take() else {
-            return Err(WorkerError::Pool(
-                "outcome writer lost its connection".into(),
-            ));
-        };
-        let max = self.max_attempts;
-        let port = Arc::clone(&self.outcomes);
-        self.inflight = Some(tokio::spawn(async move {
-            let res = store::record(&mut conn, &outcomes, max, port.as_ref()).await;
-            (conn, res)
-        }));
-        Ok(())
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }

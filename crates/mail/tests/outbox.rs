@@ -293,7 +293,13 @@ async fn two_workers_on_separate_connections_never_send_a_row_twice() {
     let db = TestDb::new();
     let pool_a = db.pool();
     let pool_b = galaxy_db::build_pool(db.url(), galaxy_db::PoolSettings::default());
-    let server = SmtpServer::accepting().unwrap();
+    // Slow enough that one worker cannot drain the outbox (two batches at
+    // a time, one claimed ahead) before the other has its first connection.
+    let server = SmtpServer::builder()
+        .delay_per_message(Duration::from_millis(2))
+        .threads(4)
+        .start()
+        .unwrap();
     let mut settings = fast_worker();
     settings.batch_size = 20;
     let a = worker(&pool_a, smtp_for(&server, TlsMode::None), settings.clone());
