@@ -20,6 +20,7 @@ BENCHES=(
   "submit|galaxy-notification|submit|"
   "reconcile|galaxy-runtime|reconcile|"
   "signin|galaxy-integration|signin|"
+  "warm|galaxy-integration|warm|"
   "scale|galaxy-integration|scale|"
   "gateway|galaxy-integration|gateway|"
   "telemetry_latency|galaxy-integration|telemetry_latency|"
