@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::trace::TraceContextExt;
 
@@ -70,11 +71,13 @@ impl<W> JsonLogLayer<W> {
         let otel_span = cx.span();
         let sc = otel_span.span_context();
         if sc.is_valid() {
-            let _ = write!(
+            push_fmt(
                 line,
-                r#","otel_trace_id":"{}","otel_span_id":"{}""#,
-                sc.trace_id(),
-                sc.span_id()
+                format_args!(
+                    r#","otel_trace_id":"{}","otel_span_id":"{}""#,
+                    sc.trace_id(),
+                    sc.span_id()
+                ),
             );
         }
     }
@@ -203,7 +206,9 @@ where
             }
         }
         line.extend_from_slice(b"}\n");
-        let _ = self.writer.make_writer_for(meta).write_all(line);
+        if let Err(error) = self.writer.make_writer_for(meta).write_all(line) {
+            line_lost(&error);
+        }
     }
 }
 
@@ -228,15 +233,15 @@ fn write_timestamp(line: &mut Vec<u8>) {
     SECOND.with(|second| {
         let mut second = second.borrow_mut();
         if second.0 != secs {
-            second.1.clear();
-            let _ = write!(second.1, "{}", now.format("%Y-%m-%dT%H:%M:%S"));
+            // A constant, valid pattern: formatting it cannot fail.
+            second.1 = now.format("%Y-%m-%dT%H:%M:%S").to_string();
             second.0 = secs;
         }
         line.extend_from_slice(second.1.as_bytes());
     });
     // A leap second shows as 60.999999 rather than an out-of-range fraction.
     let micros = now.timestamp_subsec_micros().min(999_999);
-    let _ = write!(line, ".{micros:06}Z");
+    push_fmt(line, format_args!(".{micros:06}Z"));
 }
 
 /// `s` as a JSON string, quotes included.
@@ -259,7 +264,7 @@ fn escape_into(line: &mut Vec<u8>, s: &str) {
             b'\t' => br"\t",
             0..=0x1f => {
                 line.extend_from_slice(&bytes[start..i]);
-                let _ = write!(line, "\\u{b:04x}");
+                push_fmt(line, format_args!("\\u{b:04x}"));
                 start = i + 1;
                 continue;
             }
@@ -270,6 +275,39 @@ fn escape_into(line: &mut Vec<u8>, s: &str) {
         start = i + 1;
     }
     line.extend_from_slice(&bytes[start..]);
+}
+
+/// Appends formatted text. Appending to a `Vec` cannot fail; an error can
+/// only come from a value's own `Display` or `Debug`, and then the line
+/// says so instead of ending the value short without a word.
+fn push_fmt(out: &mut Vec<u8>, args: fmt::Arguments<'_>) {
+    if out.write_fmt(args).is_err() {
+        out.extend_from_slice(UNFORMATTABLE);
+    }
+}
+
+/// [`push_fmt`], escaped for the inside of a JSON string.
+fn push_escaped_fmt(out: &mut Vec<u8>, args: fmt::Arguments<'_>) {
+    if Escaper(out).write_fmt(args).is_err() {
+        out.extend_from_slice(UNFORMATTABLE);
+    }
+}
+
+const UNFORMATTABLE: &[u8] = b"<unformattable>";
+
+/// Whether a lost line was already said on stderr.
+static LOSS_REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Says on stderr, once, that the writer refused a line (stdout closed or
+/// full): the log itself is what failed, so stderr is the one place left.
+/// Should stderr fail too, there is nowhere further to tell.
+fn line_lost(error: &std::io::Error) {
+    if !LOSS_REPORTED.swap(true, Ordering::Relaxed) {
+        let note = format!(
+            "galaxy-telemetry: a log line could not be written ({error}); later losses are not reported\n"
+        );
+        std::io::stderr().write_all(note.as_bytes()).unwrap_or(());
+    }
 }
 
 /// Escapes what is formatted into it (a `Debug` or `Display` value).
@@ -298,25 +336,19 @@ impl FieldValue<'_> {
         match *self {
             // As serde_json: a non-finite number is `null`.
             Self::F64(v) if !v.is_finite() => out.extend_from_slice(b"null"),
-            Self::F64(v) => {
-                let _ = write!(out, "{v:?}");
-            }
-            Self::I64(v) => {
-                let _ = write!(out, "{v}");
-            }
-            Self::U64(v) => {
-                let _ = write!(out, "{v}");
-            }
+            Self::F64(v) => push_fmt(out, format_args!("{v:?}")),
+            Self::I64(v) => push_fmt(out, format_args!("{v}")),
+            Self::U64(v) => push_fmt(out, format_args!("{v}")),
             Self::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
             Self::Str(v) => write_json_str(out, v),
             Self::Display(v) => {
                 out.push(b'"');
-                let _ = write!(Escaper(out), "{v}");
+                push_escaped_fmt(out, format_args!("{v}"));
                 out.push(b'"');
             }
             Self::Debug(v) => {
                 out.push(b'"');
-                let _ = write!(Escaper(out), "{v:?}");
+                push_escaped_fmt(out, format_args!("{v:?}"));
                 out.push(b'"');
             }
         }
