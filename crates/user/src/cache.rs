@@ -182,11 +182,12 @@ impl AccountCache {
 
     /// Matching accounts, newest first.
     pub fn filtered(&self, filter: &AccountFilter) -> Vec<Account> {
+        let matches = filter.matcher();
         let mut out: Vec<Account> = self
             .read()
             .entries
             .iter()
-            .filter(|e| filter.matches_parts(e.status, &e.email, &e.display_name))
+            .filter(|e| matches(e.status, &e.email, &e.display_name))
             .map(Entry::account)
             .collect();
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));

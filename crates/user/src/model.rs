@@ -54,23 +54,17 @@ pub struct AccountFilter {
 }
 
 impl AccountFilter {
-    /// Whether an account with these parts matches (the cache tests its
-    /// compact entries without building an `Account` for each).
-    pub(crate) fn matches_parts(
-        &self,
-        status: AccountStatus,
-        email: &str,
-        display_name: &str,
-    ) -> bool {
-        if self.status.is_some_and(|s| s != status) {
-            return false;
-        }
-        match &self.q {
-            None => true,
-            Some(q) => {
-                let q = q.to_lowercase();
-                email.contains(&q) || display_name.to_lowercase().contains(&q)
+    /// A test of an account's parts against this filter, the query
+    /// lowercased once for a whole listing (the cache tests its compact
+    /// entries without building an `Account` for each).
+    pub(crate) fn matcher(&self) -> impl Fn(AccountStatus, &str, &str) -> bool + '_ {
+        let q = self.q.as_ref().map(|q| q.to_lowercase());
+        move |status: AccountStatus, email: &str, display_name: &str| {
+            if self.status.is_some_and(|s| s != status) {
+                return false;
             }
+            q.as_deref()
+                .is_none_or(|q| email.contains(q) || display_name.to_lowercase().contains(q))
         }
     }
 }
