@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
 
 use tracing::dispatcher::WeakDispatch;
 use tracing::field::{Field, Visit};
@@ -19,6 +19,8 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
+
+use crate::ids::SpanIds;
 
 /// Span fields kept in the span's extensions for later log lines: each
 /// value already encoded as JSON, in the order first recorded.
@@ -41,8 +43,9 @@ impl SpanFields {
 /// named like one of the line's own keys is written as `field.<name>`.
 ///
 /// Inside a span, `otel_trace_id` and `otel_span_id` of the innermost span
-/// are added when a `tracing_opentelemetry` layer sits *below* this layer in
-/// the same subscriber (as [`crate::Telemetry::install`] arranges).
+/// are added when an ids layer or a `tracing_opentelemetry` layer sits
+/// *below* this layer in the same subscriber (as [`crate::Telemetry::install`]
+/// arranges).
 pub struct JsonLogLayer<W> {
     writer: W,
     /// The subscriber this layer is part of, to ask the OpenTelemetry layer
@@ -71,16 +74,17 @@ impl<W> JsonLogLayer<W> {
         let otel_span = cx.span();
         let sc = otel_span.span_context();
         if sc.is_valid() {
-            push_fmt(
-                line,
-                format_args!(
-                    r#","otel_trace_id":"{}","otel_span_id":"{}""#,
-                    sc.trace_id(),
-                    sc.span_id()
-                ),
-            );
+            write_ids(line, sc.trace_id(), sc.span_id());
         }
     }
+}
+
+/// `,"otel_trace_id":…,"otel_span_id":…` as lowercase hex.
+fn write_ids(line: &mut Vec<u8>, trace_id: TraceId, span_id: SpanId) {
+    push_fmt(
+        line,
+        format_args!(r#","otel_trace_id":"{trace_id}","otel_span_id":"{span_id}""#),
+    );
 }
 
 /// The line's own keys; a field of that name is written as `field.<name>`.
@@ -181,7 +185,8 @@ where
             let mut leaf = None;
             for span in scope {
                 if leaf.is_none() {
-                    leaf = Some((span.name(), span.id()));
+                    let ids = span.extensions().get::<SpanIds>().copied();
+                    leaf = Some((span.name(), span.id(), ids));
                 }
                 if let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>() {
                     for (key, json) in fields {
@@ -199,10 +204,13 @@ where
                     }
                 }
             }
-            if let Some((name, id)) = leaf {
+            if let Some((name, id, ids)) = leaf {
                 line.extend_from_slice(br#","span":"#);
                 write_json_str(line, name);
-                self.write_otel_ids(&id, line);
+                match ids {
+                    Some(ids) => write_ids(line, ids.trace_id, ids.span_id),
+                    None => self.write_otel_ids(&id, line),
+                }
             }
         }
         line.extend_from_slice(b"}\n");
@@ -491,10 +499,22 @@ mod tests {
             .is_some_and(|s| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit()))
     }
 
+    /// The lines `scenario` writes with spans that go nowhere (the ids
+    /// layer) and with the OpenTelemetry bridge: ids must behave the same.
+    fn in_both_modes(scenario: impl Fn()) -> [Vec<Value>; 2] {
+        let ids = Buffer::default();
+        tracing::subscriber::with_default(crate::subscriber("info", ids.clone()), &scenario);
+        let bridged = Buffer::default();
+        tracing::subscriber::with_default(
+            crate::bridged_subscriber("info", bridged.clone()),
+            &scenario,
+        );
+        [lines(&ids), lines(&bridged)]
+    }
+
     #[test]
     fn lines_in_a_scope_carry_trace_and_span_ids_of_the_innermost_span() {
-        let buf = Buffer::default();
-        tracing::subscriber::with_default(crate::subscriber("info", buf.clone()), || {
+        for l in in_both_modes(|| {
             let outer =
                 tracing::info_span!("http_request", request_id = "r-1", otel.kind = "server");
             let _o = outer.enter();
@@ -502,23 +522,32 @@ mod tests {
             let inner = tracing::info_span!("db");
             let _i = inner.enter();
             tracing::info!("inner");
-        });
-        let l = lines(&buf);
-        assert_eq!(l.len(), 2);
-        for line in &l {
-            assert!(is_hex(&line["otel_trace_id"], 32), "{line}");
-            assert!(is_hex(&line["otel_span_id"], 16), "{line}");
-            assert_eq!(line["request_id"], "r-1");
-            assert!(line.get("otel.kind").is_none(), "{line}");
+        }) {
+            assert_eq!(l.len(), 2);
+            for line in &l {
+                assert!(is_hex(&line["otel_trace_id"], 32), "{line}");
+                assert!(is_hex(&line["otel_span_id"], 16), "{line}");
+                assert_eq!(line["request_id"], "r-1");
+                assert!(line.get("otel.kind").is_none(), "{line}");
+            }
+            assert_eq!(l[0]["otel_trace_id"], l[1]["otel_trace_id"], "one trace");
+            assert_ne!(l[0]["otel_span_id"], l[1]["otel_span_id"], "own span ids");
         }
-        assert_eq!(l[0]["otel_trace_id"], l[1]["otel_trace_id"], "one trace");
-        assert_ne!(l[0]["otel_span_id"], l[1]["otel_span_id"], "own span ids");
+    }
+
+    #[test]
+    fn separate_roots_are_separate_traces() {
+        for l in in_both_modes(|| {
+            tracing::info_span!("a").in_scope(|| tracing::info!("a"));
+            tracing::info_span!("b").in_scope(|| tracing::info!("b"));
+        }) {
+            assert_ne!(l[0]["otel_trace_id"], l[1]["otel_trace_id"]);
+        }
     }
 
     #[test]
     fn a_remote_traceparent_keeps_its_trace_id() {
-        let buf = Buffer::default();
-        tracing::subscriber::with_default(crate::subscriber("info", buf.clone()), || {
+        for l in in_both_modes(|| {
             let span = tracing::info_span!("http_request");
             crate::set_remote_parent(
                 &span,
@@ -541,29 +570,34 @@ mod tests {
             let other = tracing::info_span!("http_request");
             crate::set_remote_parent(&other, Some("garbage"), None);
             other.in_scope(|| tracing::info!("fresh"));
-        });
-        let l = lines(&buf);
-        assert_eq!(l[0]["otel_trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_ne!(l[0]["otel_span_id"], "00f067aa0ba902b7");
-        assert!(is_hex(&l[1]["otel_trace_id"], 32));
-        assert_ne!(l[1]["otel_trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        }) {
+            assert_eq!(l[0]["otel_trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert_ne!(l[0]["otel_span_id"], "00f067aa0ba902b7");
+            assert!(is_hex(&l[1]["otel_trace_id"], 32));
+            assert_ne!(l[1]["otel_trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        }
     }
 
     #[test]
     fn a_job_span_carries_the_origin_request_id_and_trace() {
-        let buf = Buffer::default();
-        tracing::subscriber::with_default(crate::subscriber("info", buf.clone()), || {
+        for l in in_both_modes(|| {
             let origin = tracing::info_span!("http_request", request_id = "req-9");
             let traceparent = origin.in_scope(crate::current_traceparent).unwrap();
             origin.in_scope(|| tracing::info!("enqueued"));
             let job = crate::job_span("mail", "row-1", Some("req-9"), Some(&traceparent));
-            job.in_scope(|| tracing::info!("delivered"));
-        });
-        let l = lines(&buf);
-        assert_eq!(l[1]["request_id"], "req-9");
-        assert_eq!(l[1]["job"], "mail");
-        assert_eq!(l[1]["job_id"], "row-1");
-        assert_eq!(l[0]["otel_trace_id"], l[1]["otel_trace_id"]);
+            job.in_scope(|| {
+                tracing::info!("delivered");
+                // A child of the job is in the origin's trace too.
+                tracing::info_span!("send").in_scope(|| tracing::info!("sent"));
+            });
+        }) {
+            assert_eq!(l[1]["request_id"], "req-9");
+            assert_eq!(l[1]["job"], "mail");
+            assert_eq!(l[1]["job_id"], "row-1");
+            assert_eq!(l[0]["otel_trace_id"], l[1]["otel_trace_id"]);
+            assert_eq!(l[0]["otel_trace_id"], l[2]["otel_trace_id"]);
+            assert_ne!(l[1]["otel_span_id"], l[2]["otel_span_id"]);
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! [`TelemetryGuard`] until shutdown. Modules record metrics through
 //! [`record_http_request`], [`record_worker_batch`] and [`register_gauge`].
 
+mod ids;
 mod json;
 mod metrics;
 mod pii;
@@ -18,7 +19,6 @@ mod stdout;
 
 use std::io::Write;
 
-use opentelemetry::trace::TracerProvider as _;
 use tracing_subscriber::fmt::MakeWriter;
 
 pub use json::JsonLogLayer;
@@ -45,15 +45,30 @@ where
 }
 
 /// A logs-only subscriber like `init`'s, for scoped use (`with_default`) in
-/// tests. Spans get trace ids from a local, non-exporting tracer.
+/// tests. Spans get trace and span ids but go nowhere.
 pub fn subscriber<W>(filter: &str, writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    pipeline::build_subscriber(filter, writer, None)
+}
+
+/// Like [`subscriber`], with the OpenTelemetry bridge in place as when spans
+/// are exported (to a local tracer that exports nothing), so tests can show
+/// both ways give log lines the same ids.
+#[cfg(test)]
+pub(crate) fn bridged_subscriber<W>(
+    filter: &str,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    use opentelemetry::trace::TracerProvider as _;
     let tracer = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .build()
         .tracer("galaxy");
-    pipeline::build_subscriber(filter, writer, tracer)
+    pipeline::build_subscriber(filter, writer, Some(tracer))
 }
 
 /// Writes panics (message, location, backtrace) to stderr, then lets the

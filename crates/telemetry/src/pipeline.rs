@@ -16,6 +16,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Registry};
 
+use crate::ids::IdsLayer;
 use crate::json::JsonLogLayer;
 use crate::stdout::{StdoutMetricExporter, StdoutSpanExporter};
 
@@ -129,7 +130,9 @@ impl Telemetry {
         W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
     {
         let (tracer_provider, meter_provider, prometheus) = self.providers()?;
-        let tracer = tracer_provider.tracer("galaxy");
+        // Spans that go nowhere need ids for the log lines, not the bridge.
+        let tracer = (self.settings.traces != TracesExporter::None)
+            .then(|| tracer_provider.tracer("galaxy"));
         tracing::subscriber::set_global_default(build_subscriber(
             &self.settings.log_filter,
             writer,
@@ -207,29 +210,33 @@ impl Telemetry {
     }
 }
 
-/// The layered subscriber: filter → OpenTelemetry bridge → JSON lines.
-/// The bridge sits before the JSON layer so a span's OTel context exists
-/// when its first line is written.
+/// The layered subscriber: filter → span ids → JSON lines. The ids come
+/// from the OpenTelemetry bridge when `tracer` exports spans, else from the
+/// much cheaper [`IdsLayer`]. Either sits before the JSON layer so a span's
+/// ids exist when its first line is written.
 pub(crate) fn build_subscriber<W>(
     filter: &str,
     writer: W,
-    tracer: Tracer,
+    tracer: Option<Tracer>,
 ) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let ids = tracer.is_none().then(IdsLayer::default);
+    let bridge = tracer.map(|tracer| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            // Keep spans lean: code locations and thread ids add bytes
+            // to every span for little diagnostic value here.
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+    });
     Registry::default()
         .with(filter)
-        .with(
-            tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                // Keep spans lean: code locations and thread ids add bytes
-                // to every span for little diagnostic value here.
-                .with_location(false)
-                .with_threads(false)
-                .with_tracked_inactivity(false),
-        )
+        .with(ids)
+        .with(bridge)
         .with(JsonLogLayer::new(writer))
 }
 

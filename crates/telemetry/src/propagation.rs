@@ -9,6 +9,8 @@ use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::ids::with_span_ids;
+
 /// Makes `span` a child of the remote span described by a W3C `traceparent`
 /// (and `tracestate`). Call right after creating `span`, before it is
 /// entered. A missing or malformed header leaves the span a new root.
@@ -26,7 +28,15 @@ pub fn set_remote_parent(
         carrier.insert("tracestate".to_owned(), state.to_owned());
     }
     let cx = TraceContextPropagator::new().extract(&carrier);
-    if cx.span().span_context().is_valid() {
+    let remote = cx.span().span_context().clone();
+    if !remote.is_valid() {
+        return;
+    }
+    let adopted = with_span_ids(span, |ids| {
+        ids.trace_id = remote.trace_id();
+        ids.flags = remote.trace_flags();
+    });
+    if adopted.is_none() {
         let _ = span.set_parent(cx);
     }
 }
@@ -34,7 +44,11 @@ pub fn set_remote_parent(
 /// The W3C `traceparent` of the current span, to store beside enqueued work
 /// or send on an outgoing call. `None` outside any span.
 pub fn current_traceparent() -> Option<String> {
-    let cx = tracing::Span::current().context();
+    let current = tracing::Span::current();
+    if let Some(traceparent) = with_span_ids(&current, |ids| ids.traceparent()) {
+        return Some(traceparent);
+    }
+    let cx = current.context();
     if !cx.span().span_context().is_valid() {
         return None;
     }
