@@ -71,7 +71,7 @@ async fn pair(
     let challenge = body["challenge_id"].clone();
     let mail: MailText = {
         let mut conn = pool.get().await.expect("bench connection");
-        diesel::sql_query(
+        galaxy_db::sql(
             "SELECT body_text FROM mail_deliveries \
              WHERE to_address = $1 AND kind = 'auth.login_code'",
         )
@@ -135,7 +135,7 @@ async fn signin_rate(base: &str, pool: &Pool, clients: usize, pairs: usize, roun
 async fn raw_pair(conn: &mut diesel_async::AsyncPgConnection, email: &str) {
     conn.transaction(async |c| {
         let challenge = Uuid::now_v7();
-        diesel::sql_query(
+        galaxy_db::sql(
             "INSERT INTO auth_challenges (id, email, code_hash, attempts, expires_at, source_ip, \
                                           created_at, consumed_at) \
              VALUES ($1, $2, $3, 0, now() + interval '10 minutes', '127.0.0.1'::inet, now(), now())",
@@ -145,7 +145,7 @@ async fn raw_pair(conn: &mut diesel_async::AsyncPgConnection, email: &str) {
         .bind::<Text, _>("0".repeat(64))
         .execute(c)
         .await?;
-        diesel::sql_query(
+        galaxy_db::sql(
             "INSERT INTO mail_deliveries (id, kind, to_address, subject, body_text, secret_until) \
              VALUES ($1, 'auth.login_code', $2, 'Your Galaxy sign-in code: 123456', \
                      'Your Galaxy sign-in code is 123456. It expires in 10 minutes.', \
@@ -156,7 +156,7 @@ async fn raw_pair(conn: &mut diesel_async::AsyncPgConnection, email: &str) {
         .execute(c)
         .await?;
         let account = Uuid::now_v7();
-        diesel::sql_query(
+        galaxy_db::sql(
             "INSERT INTO accounts (id, email, display_name) VALUES ($1, $2, $3)",
         )
         .bind::<SqlUuid, _>(account)
@@ -164,7 +164,7 @@ async fn raw_pair(conn: &mut diesel_async::AsyncPgConnection, email: &str) {
         .bind::<Text, _>(format!("Player {}", &account.simple().to_string()[..8]))
         .execute(c)
         .await?;
-        diesel::sql_query(
+        galaxy_db::sql(
             "INSERT INTO auth_sessions (id, account_id, token_hash, expires_at, source_ip) \
              VALUES ($1, $2, $3, now() + interval '720 hours', '127.0.0.1'::inet)",
         )

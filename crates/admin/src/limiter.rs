@@ -50,7 +50,7 @@ struct Window {
 }
 
 async fn lock(conn: &mut AsyncPgConnection, key: &str) -> diesel::QueryResult<()> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+    galaxy_db::sql("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind::<Text, _>(key)
         .execute(conn)
         .await
@@ -64,7 +64,7 @@ async fn window(
     limit: RateLimit,
 ) -> diesel::QueryResult<Result<(), u64>> {
     // `column` is one of two fixed names, never input.
-    let w: Window = diesel::sql_query(format!(
+    let w: Window = galaxy_db::sql(format!(
         "SELECT count(*) AS n, COALESCE(ceil(extract(epoch FROM \
          min(attempted_at) + make_interval(secs => $2) - clock_timestamp()))::int8, 1) AS frees_in \
          FROM admin_login_attempts \
@@ -99,7 +99,7 @@ pub(crate) async fn reserve(
     }
     // Attempts that left the window count for nothing: prune a few.
     let longest = limits.per_ip.window.max(limits.per_username.window);
-    diesel::sql_query(
+    galaxy_db::sql(
         "DELETE FROM admin_login_attempts WHERE id IN (SELECT id FROM admin_login_attempts \
          WHERE attempted_at < clock_timestamp() - make_interval(secs => $1) LIMIT 100)",
     )
@@ -107,7 +107,7 @@ pub(crate) async fn reserve(
     .execute(conn)
     .await?;
     let id = galaxy_core::new_id();
-    diesel::sql_query(
+    galaxy_db::sql(
         "INSERT INTO admin_login_attempts (id, source_ip, username, attempted_at) \
          VALUES ($1, $2, $3, clock_timestamp())",
     )
@@ -122,7 +122,7 @@ pub(crate) async fn reserve(
 /// Gives a reservation back: the login succeeded, or its password was
 /// never checked.
 pub(crate) async fn release(conn: &mut AsyncPgConnection, id: Uuid) -> diesel::QueryResult<()> {
-    diesel::sql_query("DELETE FROM admin_login_attempts WHERE id = $1")
+    galaxy_db::sql("DELETE FROM admin_login_attempts WHERE id = $1")
         .bind::<SqlUuid, _>(id)
         .execute(conn)
         .await

@@ -43,7 +43,7 @@ async fn prune(
     gone: &'static str,
     cutoff: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    diesel::sql_query(format!(
+    galaxy_db::sql(format!(
         "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {gone} LIMIT $2)"
     ))
     .bind::<Timestamptz, _>(cutoff)

@@ -52,7 +52,7 @@ pub async fn announce<K: std::borrow::Borrow<Uuid>>(
     if payload.is_empty() {
         return Ok(());
     }
-    diesel::sql_query("SELECT pg_notify($1, $2)")
+    crate::sql("SELECT pg_notify($1, $2)")
         .bind::<Text, _>(channel)
         .bind::<Text, _>(payload)
         .execute(conn)

@@ -16,6 +16,7 @@ mod page;
 pub mod page_runs;
 mod pool;
 mod settings;
+mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -26,3 +27,4 @@ pub use error::{RETRY_AFTER_SECS, api_error, is_transient, lost_connection};
 pub use migrate::{MIGRATIONS, MigrateError, migrate};
 pub use pool::{DbError, Pool, PoolSettings, PooledConn, PostgresCheck, build_pool, establish};
 pub use settings::{Settings, VARIABLES};
+pub use sql::{Bound, Sql, sql};

@@ -59,7 +59,7 @@ pub async fn enqueue_many_as(
     }
     let current = galaxy_core::current_request_id();
     // Arrays rather than a multi-row VALUES list: prepared once per connection.
-    diesel::sql_query(
+    galaxy_db::sql(
         "INSERT INTO mail_deliveries (id, kind, to_address, subject, body_text, body_html, \
                                       notification_route_id, origin_request_id, secret_until) \
          SELECT m.id, m.kind, m.to_address, m.subject, m.body_text, m.body_html, \

@@ -20,7 +20,7 @@ const SCRUB_BATCH: i64 = 500;
 
 /// Scrubs what is due; returns how many rows.
 pub async fn scrub(conn: &mut AsyncPgConnection) -> QueryResult<usize> {
-    let n = diesel::sql_query(
+    let n = galaxy_db::sql(
         "UPDATE mail_deliveries d \
          SET subject = $1, body_text = $1, body_html = NULL, scrubbed_at = now(), \
              updated_at = now() \

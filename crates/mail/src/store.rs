@@ -98,7 +98,7 @@ pub async fn claim(
     limit: usize,
     lease: std::time::Duration,
 ) -> QueryResult<Vec<Claimed>> {
-    diesel::sql_query(CLAIM)
+    galaxy_db::sql(CLAIM)
         .bind::<BigInt, _>(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind::<Double, _>(lease.as_secs_f64())
         .load(conn)
@@ -221,7 +221,7 @@ pub async fn record(
             }
         }
     }
-    let query = diesel::sql_query(RECORD)
+    let query = galaxy_db::sql(RECORD)
         .bind::<Array<SqlUuid>, _>(ids)
         .bind::<Array<Int4>, _>(nos)
         .bind::<Array<Timestamptz>, _>(finished)
@@ -281,7 +281,7 @@ pub async fn release(conn: &mut AsyncPgConnection, rows: &[Claimed]) -> QueryRes
     }
     let ids: Vec<Uuid> = rows.iter().map(|c| c.id).collect();
     let nos: Vec<i32> = rows.iter().map(|c| c.attempt_no).collect();
-    diesel::sql_query(RELEASE)
+    galaxy_db::sql(RELEASE)
         .bind::<Array<SqlUuid>, _>(ids)
         .bind::<Array<Int4>, _>(nos)
         .execute(conn)
@@ -404,11 +404,11 @@ pub async fn resend(
 ) -> QueryResult<ResendResult> {
     let updated = conn
         .transaction(async |c| {
-            diesel::sql_query("SELECT 1 FROM mail_deliveries WHERE id = $1 FOR UPDATE")
+            galaxy_db::sql("SELECT 1 FROM mail_deliveries WHERE id = $1 FOR UPDATE")
                 .bind::<SqlUuid, _>(id)
                 .execute(c)
                 .await?;
-            let row = diesel::sql_query(RESEND)
+            let row = galaxy_db::sql(RESEND)
                 .bind::<SqlUuid, _>(id)
                 .get_result::<Delivery>(c)
                 .await

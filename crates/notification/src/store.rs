@@ -66,7 +66,7 @@ pub async fn insert_intent_with_routes(
     }
     // Route columns as arrays rather than multi-row VALUES: one statement
     // text whatever the count, prepared once per connection.
-    let written: Written = diesel::sql_query(
+    let written: Written = galaxy_db::sql(
         "WITH intent AS ( \
              INSERT INTO notification_intents \
                  (id, kind, idempotency_key, payload, created_at, origin_request_id) \
@@ -133,7 +133,7 @@ pub async fn record_push_outcomes(
     if ids.is_empty() {
         return Ok(0);
     }
-    diesel::sql_query(
+    galaxy_db::sql(
         "UPDATE notification_routes r SET \
              status = CASE WHEN o.pushed THEN 'delivered' ELSE r.status END, \
              attempts = r.attempts + o.pushed::int, \
@@ -199,7 +199,7 @@ pub async fn claim_due_push(
     limit: u32,
     lease: Duration,
 ) -> QueryResult<Vec<ClaimedRoute>> {
-    diesel::sql_query(
+    galaxy_db::sql(
         "WITH due AS ( \
              SELECT id FROM notification_routes \
              WHERE status IN ('pending', 'retrying') AND channel = 'push' \
@@ -248,7 +248,7 @@ pub async fn record_failures(
     if ids.is_empty() {
         return Ok(0);
     }
-    diesel::sql_query(
+    galaxy_db::sql(
         "UPDATE notification_routes r SET \
              attempts = r.attempts + 1, \
              status = CASE WHEN r.attempts + 1 >= $3 THEN 'dead_lettered' ELSE 'retrying' END, \
@@ -285,7 +285,7 @@ pub async fn follow_mail(
         DeliveryState::DeadLettered => "dead_lettered",
         DeliveryState::Rearmed => "pending",
     };
-    diesel::sql_query(
+    galaxy_db::sql(
         "UPDATE notification_routes r SET \
              status = c.status, \
              attempts = CASE WHEN c.status = 'pending' THEN r.attempts ELSE r.attempts + 1 END, \

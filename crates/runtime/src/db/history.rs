@@ -117,7 +117,7 @@ async fn finish_running(
     error: Option<&str>,
     extra: &Value,
 ) -> QueryResult<usize> {
-    diesel::sql_query(format!(
+    galaxy_db::sql(format!(
         "UPDATE runtime_operation_log SET outcome = $2, finished_at = now(), \
          error_message = $3, details = details || $4 WHERE {filter} AND outcome = 'running'"
     ))
@@ -188,7 +188,7 @@ pub async fn latest_start_requests(
         #[diesel(sql_type = diesel::sql_types::Jsonb)]
         request: Value,
     }
-    let rows: Vec<Row> = diesel::sql_query(
+    let rows: Vec<Row> = galaxy_db::sql(
         "SELECT DISTINCT ON (game_id) game_id, details -> 'request' AS request \
          FROM runtime_operation_log WHERE operation = 'start' AND details ? 'request' \
          ORDER BY game_id, started_at DESC, id DESC",
