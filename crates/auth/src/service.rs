@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::cache::SessionCache;
-use crate::challenge::{self, NewChallenge, Requester};
+use crate::challenge::{self, Limits, NewChallenge};
 use crate::error::AuthError;
 use crate::retention;
 use crate::session::{self, Address, Entry, Revoke, SessionView};
@@ -317,43 +317,31 @@ impl AuthService for PgAuthService {
         // The mail module scrubs the code once sent, or once it expired.
         mail.secret_until = Some(expires_at);
         let ip = source_ip.map(|ip| ip.to_string());
-        let (email_limit, ip_limit) = (self.settings.email_code_limit, self.settings.ip_code_limit);
+        let limits = Limits {
+            email: self.settings.email_code_limit,
+            ip: self.settings.ip_code_limit,
+        };
         let mut conn = self.pool.get().await.map_err(db)?;
         // The address lock is shared by every request from one address, so
-        // it is taken last and held only over its count and the challenge
-        // insert: the mail is written first, and a limited request rolls
-        // the whole transaction back.
+        // the locks are held only over the statement that counts both
+        // windows and inserts the challenge: the mail is written first, and
+        // a limited request rolls the whole transaction back.
         let written = conn
             .transaction(async |c| {
-                challenge::lock_key(c, &format!("auth.email:{email}")).await?;
-                let mut wait = challenge::window(c, Requester::Email(email), email_limit, now)
-                    .await?
-                    .err();
                 galaxy_mail::enqueue(c, &mail).await?;
-                if let Some(ip) = &ip {
-                    challenge::lock_key(c, &format!("auth.ip:{ip}")).await?;
-                    if let Err(secs) =
-                        challenge::window(c, Requester::Ip(ip), ip_limit, now).await?
-                    {
-                        wait = Some(wait.unwrap_or(0).max(secs));
-                    }
-                }
-                if let Some(secs) = wait {
-                    return Err(AuthError::RateLimited(secs));
-                }
-                challenge::insert(
-                    c,
-                    &NewChallenge {
-                        id,
-                        email,
-                        code_hash: &code_hash,
-                        expires_at,
-                        source_ip: ip.clone(),
-                        created_at: now,
-                    },
-                )
-                .await?;
-                Ok(())
+                let ip_key = ip.as_ref().map(|ip| format!("auth.ip:{ip}"));
+                challenge::lock_keys(c, &format!("auth.email:{email}"), ip_key.as_deref()).await?;
+                let challenge = NewChallenge {
+                    id,
+                    email,
+                    code_hash: &code_hash,
+                    expires_at,
+                    source_ip: ip.clone(),
+                    created_at: now,
+                };
+                challenge::insert_within_limits(c, &challenge, limits)
+                    .await?
+                    .map_err(AuthError::RateLimited)
             })
             .await;
         if let Err(AuthError::RateLimited(secs)) = &written {
@@ -399,10 +387,11 @@ impl AuthService for PgAuthService {
                     challenge::count_wrong_attempt(c, ch.id).await?;
                     return Ok(Verdict::Wrong);
                 }
-                challenge::consume(c, ch.id, now).await?;
                 let (account, created) =
                     galaxy_user::find_or_create(c, &ch.email, country.as_deref()).await?;
                 if account.status != AccountStatus::Active {
+                    // The code is used up all the same.
+                    challenge::consume(c, ch.id, now).await?;
                     return Ok(Verdict::Unavailable(account.status));
                 }
                 let entry = Entry {
@@ -414,8 +403,7 @@ impl AuthService for PgAuthService {
                     user_agent: user_agent.clone(),
                     last_seen_ms: AtomicI64::new(now.timestamp_millis()),
                 };
-                session::insert(c, &digest, &entry).await?;
-                galaxy_db::announce::announce(c, session::CHANNEL, [entry.id]).await?;
+                session::insert_consuming(c, ch.id, &digest, &entry).await?;
                 Ok(Verdict::SignedIn(Box::new(SignedInRows {
                     account,
                     created,

@@ -148,7 +148,7 @@ pub(crate) async fn load_live_by_ids(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
 ) -> QueryResult<Vec<([u8; 32], Entry)>> {
-    let rows: Vec<SessionRow> = diesel::sql_query(format!("{LIVE_COLUMNS} AND id = ANY($1)"))
+    let rows: Vec<SessionRow> = galaxy_db::sql(format!("{LIVE_COLUMNS} AND id = ANY($1)"))
         .bind::<Array<SqlUuid>, _>(ids)
         .load(conn)
         .await?;
@@ -176,14 +176,21 @@ fn decode(rows: Vec<SessionRow>, agents: &mut Agents) -> Vec<([u8; 32], Entry)> 
         .collect()
 }
 
-pub(crate) async fn insert(
+/// Signs in: marks `challenge_id` consumed (at the session's creation),
+/// inserts the session and announces it to the other backends, in one
+/// statement (one round trip where three were).
+pub(crate) async fn insert_consuming(
     conn: &mut AsyncPgConnection,
+    challenge_id: Uuid,
     digest: &[u8; 32],
     e: &Entry,
 ) -> QueryResult<()> {
-    diesel::sql_query(
-        "INSERT INTO auth_sessions (id, account_id, token_hash, created_at, last_seen_at, expires_at, source_ip, user_agent) \
-         VALUES ($1, $2, $3, $4, $4, $5, $6::inet, $7)",
+    galaxy_db::sql(
+        "WITH consumed AS ( \
+             UPDATE auth_challenges SET consumed_at = $4 WHERE id = $8), \
+         announced AS (SELECT pg_notify($9, $1::text)) \
+         INSERT INTO auth_sessions (id, account_id, token_hash, created_at, last_seen_at, expires_at, source_ip, user_agent) \
+         SELECT $1, $2, $3, $4, $4, $5, $6::inet, $7 FROM announced",
     )
     .bind::<SqlUuid, _>(e.id)
     .bind::<SqlUuid, _>(e.account_id)
@@ -192,6 +199,9 @@ pub(crate) async fn insert(
     .bind::<Timestamptz, _>(e.expires_at)
     .bind::<Nullable<Text>, _>(e.source_ip.as_ref().map(ToString::to_string))
     .bind::<Nullable<Text>, _>(e.user_agent.as_deref())
+    .bind::<SqlUuid, _>(challenge_id)
+    // The payload of one key is the key (`galaxy_db::announce`).
+    .bind::<Text, _>(CHANNEL)
     .execute(conn)
     .await
     .map(drop)
@@ -253,7 +263,7 @@ pub(crate) async fn write_last_seen(
     ids: &[Uuid],
     seen: &[DateTime<Utc>],
 ) -> QueryResult<usize> {
-    diesel::sql_query(
+    galaxy_db::sql(
         "UPDATE auth_sessions AS s SET last_seen_at = v.seen \
          FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, seen) \
          WHERE s.id = v.id AND s.last_seen_at < v.seen",

@@ -12,7 +12,7 @@ use galaxy_db::announce::announce;
 use crate::model::{Account, AccountStatus};
 use crate::schema::accounts;
 
-#[derive(Queryable, Selectable)]
+#[derive(Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = accounts)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 struct AccountRow {
@@ -89,28 +89,38 @@ pub async fn find_or_create(
     declared_country: Option<&str>,
 ) -> QueryResult<(Account, bool)> {
     let id = galaxy_core::new_id();
-    let now = Utc::now();
     let display_name = default_display_name(id);
-    let inserted: Option<AccountRow> = diesel::insert_into(accounts::table)
-        .values((
-            accounts::id.eq(id),
-            accounts::email.eq(email),
-            accounts::display_name.eq(&display_name),
-            accounts::declared_country.eq(declared_country),
-            accounts::status.eq(AccountStatus::Active.as_str()),
-            accounts::created_at.eq(now),
-            accounts::updated_at.eq(now),
-        ))
-        .on_conflict(accounts::email)
-        .do_nothing()
-        .returning(AccountRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?;
-    if let Some(row) = inserted {
-        announce(conn, CHANNEL, [id]).await?;
-        return Ok((row.into(), true));
+    // One round trip for both outcomes: the insert (announced to the other
+    // backends with the same statement; the payload of one key is the key)
+    // or the existing row. The new id coming back means created.
+    let found: Option<AccountRow> = galaxy_db::sql(
+        "WITH created AS ( \
+             INSERT INTO accounts \
+                 (id, email, display_name, declared_country, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'active', $5, $5) \
+             ON CONFLICT (email) DO NOTHING \
+             RETURNING id, email, display_name, declared_country, status, created_at), \
+         announced AS (SELECT pg_notify($6, id::text) FROM created) \
+         SELECT c.* FROM created c, announced \
+         UNION ALL \
+         SELECT a.id, a.email, a.display_name, a.declared_country, a.status, a.created_at \
+         FROM accounts a WHERE a.email = $2 AND NOT EXISTS (SELECT 1 FROM created)",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .bind::<diesel::sql_types::Text, _>(email)
+    .bind::<diesel::sql_types::Text, _>(&display_name)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(declared_country)
+    .bind::<diesel::sql_types::Timestamptz, _>(Utc::now())
+    .bind::<diesel::sql_types::Text, _>(CHANNEL)
+    .get_result(conn)
+    .await
+    .optional()?;
+    if let Some(row) = found {
+        let created = row.id == id;
+        return Ok((row.into(), created));
     }
+    // The conflicting row was committed by another sign-in after this
+    // statement's snapshot was taken: a new statement sees it.
     let row: AccountRow = accounts::table
         .filter(accounts::email.eq(email))
         .select(AccountRow::as_select())

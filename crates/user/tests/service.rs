@@ -43,6 +43,49 @@ async fn create(db: &TestDb, users: &PgUserService, email: &str, country: Option
     a.id
 }
 
+/// Two sign-ins of one new address at once: one creates the account, the
+/// other waits on the insert's conflict and then finds the row the first
+/// committed after its own statement began (the statement's fallback).
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_first_sign_ins_of_one_address_share_one_account() {
+    use diesel_async::AsyncConnection;
+    let db = TestDb::new();
+    let mut first = db.pool().get().await.unwrap();
+    let mut second = db.pool().get().await.unwrap();
+    let (a, other) = first
+        .transaction(async |c| {
+            let (a, created) =
+                galaxy_user::find_or_create(c, "kim@example.test", Some("GB")).await?;
+            assert!(created);
+            // The second one starts while this transaction holds the row.
+            let pool = db.pool();
+            let other = tokio::spawn(async move {
+                let mut conn = pool.get().await.unwrap();
+                galaxy_user::find_or_create(&mut conn, "kim@example.test", None)
+                    .await
+                    .unwrap()
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            assert!(!other.is_finished(), "waits on the uncommitted row");
+            Ok::<_, diesel::result::Error>((a, other))
+        })
+        .await
+        .unwrap();
+    let (b, created) = other.await.unwrap();
+    assert!(!created);
+    assert_eq!(b.id, a.id);
+    assert_eq!(b.declared_country.as_deref(), Some("GB"));
+    let (again, created) = galaxy_user::find_or_create(&mut second, "kim@example.test", None)
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(
+        galaxy_testdb::count(&db, "SELECT count(*) AS n FROM accounts").await,
+        1,
+        "{again:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn accounts_are_created_once_and_the_country_is_never_replaced() {
     let db = TestDb::new();
