@@ -148,7 +148,7 @@ pub(crate) async fn load_live_by_ids(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
 ) -> QueryResult<Vec<([u8; 32], Entry)>> {
-    let rows: Vec<SessionRow> = galaxy_db::sql(format!("{LIVE_COLUMNS} AND id = ANY($1)"))
+    let rows: Vec<SessionRow> = diesel::sql_query(format!("{LIVE_COLUMNS} AND id = ANY($1)"))
         .bind::<Array<SqlUuid>, _>(ids)
         .load(conn)
         .await?;
@@ -263,7 +263,7 @@ pub(crate) async fn write_last_seen(
     ids: &[Uuid],
     seen: &[DateTime<Utc>],
 ) -> QueryResult<usize> {
-    galaxy_db::sql(
+    diesel::sql_query(
         "UPDATE auth_sessions AS s SET last_seen_at = v.seen \
          FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, seen) \
          WHERE s.id = v.id AND s.last_seen_at < v.seen",

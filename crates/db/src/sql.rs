@@ -8,9 +8,11 @@
 //! execution, planned once.
 //!
 //! Only for text drawn from a fixed set (a constant, or one of a few
-//! variants): every distinct text stays in the cache for the connection's
-//! life. Text carrying values (a `LISTEN` channel, a generated predicate)
-//! keeps using `diesel::sql_query`.
+//! variants) that binds scalars: every distinct text stays in the cache for
+//! the connection's life, and after five executions PostgreSQL may plan a
+//! cached statement once for any values. Text carrying values (a `LISTEN`
+//! channel, a generated predicate) and statements binding arrays (whose best
+//! plan depends on their length) keep using `diesel::sql_query`.
 
 use std::borrow::Cow;
 use std::marker::PhantomData;

@@ -67,7 +67,7 @@ pub(crate) async fn upsert_counts(
     let requests: Vec<i64> = counts.iter().map(|c| c.request_count).collect();
     let first: Vec<DateTime<Utc>> = counts.iter().map(|c| c.first_seen_at).collect();
     let last: Vec<DateTime<Utc>> = counts.iter().map(|c| c.last_seen_at).collect();
-    galaxy_db::sql(
+    diesel::sql_query(
         "INSERT INTO user_country_counters \
              (account_id, country, request_count, first_seen_at, last_seen_at) \
          SELECT d.account_id, d.country, d.request_count, d.first_seen_at, d.last_seen_at \

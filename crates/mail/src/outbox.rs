@@ -58,8 +58,9 @@ pub async fn enqueue_many_as(
         return Ok(());
     }
     let current = galaxy_core::current_request_id();
-    // Arrays rather than a multi-row VALUES list: prepared once per connection.
-    galaxy_db::sql(
+    // Arrays rather than a multi-row VALUES list: one text for any count,
+    // planned per execution since the best plan depends on it (PERF-1).
+    diesel::sql_query(
         "INSERT INTO mail_deliveries (id, kind, to_address, subject, body_text, body_html, \
                                       notification_route_id, origin_request_id, secret_until) \
          SELECT m.id, m.kind, m.to_address, m.subject, m.body_text, m.body_html, \

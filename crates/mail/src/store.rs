@@ -221,7 +221,7 @@ pub async fn record(
             }
         }
     }
-    let query = galaxy_db::sql(RECORD)
+    let query = diesel::sql_query(RECORD)
         .bind::<Array<SqlUuid>, _>(ids)
         .bind::<Array<Int4>, _>(nos)
         .bind::<Array<Timestamptz>, _>(finished)
@@ -281,7 +281,7 @@ pub async fn release(conn: &mut AsyncPgConnection, rows: &[Claimed]) -> QueryRes
     }
     let ids: Vec<Uuid> = rows.iter().map(|c| c.id).collect();
     let nos: Vec<i32> = rows.iter().map(|c| c.attempt_no).collect();
-    galaxy_db::sql(RELEASE)
+    diesel::sql_query(RELEASE)
         .bind::<Array<SqlUuid>, _>(ids)
         .bind::<Array<Int4>, _>(nos)
         .execute(conn)

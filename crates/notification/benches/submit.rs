@@ -75,7 +75,7 @@ async fn raw_insert(
             .map(|_| None)
             .chain(emails.iter().map(|e| Some(e.as_str())))
             .collect();
-        galaxy_db::sql(
+        diesel::sql_query(
             "INSERT INTO notification_routes (id, intent_id, channel, account_id, address) \
              SELECT r.id, $2, r.channel, r.account_id, r.address \
              FROM unnest($1::uuid[], $3::text[], $4::uuid[], $5::text[]) AS r(id, channel, account_id, address)",
@@ -88,7 +88,7 @@ async fn raw_insert(
         .execute(c)
         .await?;
         let mail_ids: Vec<Uuid> = email.iter().map(|_| Uuid::now_v7()).collect();
-        galaxy_db::sql(
+        diesel::sql_query(
             "INSERT INTO mail_deliveries (id, kind, to_address, subject, body_text, notification_route_id) \
              SELECT m.id, 'runtime.turn_generated', m.to_address, 'Galaxy: turn ready', 'Turn generated.', m.route_id \
              FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS m(id, to_address, route_id)",

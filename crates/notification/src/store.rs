@@ -65,8 +65,9 @@ pub async fn insert_intent_with_routes(
         routes: i64,
     }
     // Route columns as arrays rather than multi-row VALUES: one statement
-    // text whatever the count, prepared once per connection.
-    let written: Written = galaxy_db::sql(
+    // text whatever the count. Left unprepared (`sql_query`): its best plan
+    // depends on the arrays' length (PERF-1).
+    let written: Written = diesel::sql_query(
         "WITH intent AS ( \
              INSERT INTO notification_intents \
                  (id, kind, idempotency_key, payload, created_at, origin_request_id) \
@@ -133,7 +134,7 @@ pub async fn record_push_outcomes(
     if ids.is_empty() {
         return Ok(0);
     }
-    galaxy_db::sql(
+    diesel::sql_query(
         "UPDATE notification_routes r SET \
              status = CASE WHEN o.pushed THEN 'delivered' ELSE r.status END, \
              attempts = r.attempts + o.pushed::int, \
@@ -248,7 +249,7 @@ pub async fn record_failures(
     if ids.is_empty() {
         return Ok(0);
     }
-    galaxy_db::sql(
+    diesel::sql_query(
         "UPDATE notification_routes r SET \
              attempts = r.attempts + 1, \
              status = CASE WHEN r.attempts + 1 >= $3 THEN 'dead_lettered' ELSE 'retrying' END, \
@@ -285,7 +286,7 @@ pub async fn follow_mail(
         DeliveryState::DeadLettered => "dead_lettered",
         DeliveryState::Rearmed => "pending",
     };
-    galaxy_db::sql(
+    diesel::sql_query(
         "UPDATE notification_routes r SET \
              status = c.status, \
              attempts = CASE WHEN c.status = 'pending' THEN r.attempts ELSE r.attempts + 1 END, \

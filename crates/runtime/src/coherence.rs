@@ -106,7 +106,7 @@ async fn start_requests_of(
         #[diesel(sql_type = Jsonb)]
         request: serde_json::Value,
     }
-    let rows: Vec<Row> = galaxy_db::sql(
+    let rows: Vec<Row> = diesel::sql_query(
         "SELECT DISTINCT ON (game_id) game_id, details -> 'request' AS request \
          FROM runtime_operation_log \
          WHERE operation = 'start' AND details ? 'request' AND game_id = ANY($1) \
